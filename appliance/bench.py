@@ -1,0 +1,153 @@
+"""`appliance bench`: the shipped int8 model against its fp32 export, on this machine.
+
+Each engine runs in its own process so that load time and peak memory are its own:
+onnxruntime int8 (shipped), onnxruntime fp32, and OpenCV's DNN module on the fp32 file.
+Batch 1, 10 warm-up runs, then 100 timed runs on a real sample photo.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import resource
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+ENGINES = ("onnxruntime-int8", "onnxruntime-fp32", "opencv-dnn-fp32")
+
+
+def _sample_tensor(size: int, mean, std) -> np.ndarray:
+    from .samples import sample_paths
+    from .vision.preprocess import InputSpec, preprocess, read_image
+
+    return preprocess(read_image(sample_paths()[0]), InputSpec(size, tuple(mean), tuple(std)))
+
+
+def run_engine(engine: str, int8_path: Path, threads: int, warmup: int, runs: int) -> dict:
+    """Runs inside the worker process."""
+    from .classifier import OnnxClassifier
+
+    fp32_path = int8_path.with_name(int8_path.name.replace("int8", "fp32"))
+    path = int8_path if engine.endswith("int8") else fp32_path
+    t0 = time.perf_counter()
+    if engine.startswith("onnxruntime"):
+        clf = OnnxClassifier(path, threads=threads)
+        info = clf.info
+        infer = clf.logits
+    else:
+        import cv2
+
+        info = OnnxClassifier(path, threads=1).info  # metadata only
+        cv2.setNumThreads(threads)
+        net = cv2.dnn.readNetFromONNX(str(path))
+
+        def infer(x: np.ndarray) -> np.ndarray:
+            net.setInput(x)
+            return net.forward()
+
+    load_ms = (time.perf_counter() - t0) * 1e3
+    x = _sample_tensor(info.spec.size, info.spec.mean, info.spec.std)
+    for _ in range(warmup):
+        out = infer(x)
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        out = infer(x)
+        times.append((time.perf_counter() - t) * 1e3)
+    arr = np.array(times)
+    return {
+        "engine": engine,
+        "model": path.name,
+        "model_mb": round(path.stat().st_size / 1e6, 3),
+        "threads": threads,
+        "warmup": warmup,
+        "runs": runs,
+        "p50_ms": round(float(np.percentile(arr, 50)), 3),
+        "p99_ms": round(float(np.percentile(arr, 99)), 3),
+        "mean_ms": round(float(arr.mean()), 3),
+        "images_per_s": round(1000.0 / float(arr.mean()), 1),
+        "load_ms": round(load_ms, 1),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "top1_index": int(np.argmax(out)),
+    }
+
+
+def bench(int8_path: Path, out: Path, threads: int = 2, warmup: int = 10, runs: int = 100) -> dict:
+    results = []
+    for engine in ENGINES:
+        cmd = [sys.executable, "-m", "appliance.bench", engine, str(int8_path), str(threads), str(warmup), str(runs)]
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            results.append({"engine": engine, "error": (proc.stderr.strip().splitlines() or ["failed"])[-1]})
+        else:
+            results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    by = {r["engine"]: r for r in results}
+    report = {
+        "measured_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "machine": {
+            "cpu": _cpu_name(),
+            "cores": _cores(),
+            "python": platform.python_version(),
+            "arch": platform.machine(),
+        },
+        "onnxruntime": _version("onnxruntime"),
+        "opencv": _version("cv2"),
+        "results": results,
+    }
+    i8, f32 = by.get("onnxruntime-int8", {}), by.get("onnxruntime-fp32", {})
+    if "p50_ms" in i8 and "p50_ms" in f32:
+        report["int8_over_fp32_p50"] = round(i8["p50_ms"] / f32["p50_ms"], 3)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    return report
+
+
+def format_report(report: dict) -> str:
+    lines = [
+        f"{'engine':<18} {'p50 ms':>8} {'p99 ms':>8} {'img/s':>7} {'load ms':>8} {'peak RSS MB':>12} {'file MB':>8}"
+    ]
+    for r in report["results"]:
+        if "error" in r:
+            lines.append(f"{r['engine']:<18} failed: {r['error']}")
+            continue
+        lines.append(
+            f"{r['engine']:<18} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} {r['images_per_s']:>7.1f} "
+            f"{r['load_ms']:>8.1f} {r['peak_rss_mb']:>12.1f} {r['model_mb']:>8.2f}"
+        )
+    if "int8_over_fp32_p50" in report:
+        lines.append(f"int8 p50 / fp32 p50 = {report['int8_over_fp32_p50']:.2f}")
+    lines.append(f"machine: {report['machine']['cpu']}, {report['machine']['cores']} cores")
+    return "\n".join(lines)
+
+
+def _version(module: str) -> str:
+    try:
+        return str(__import__(module).__version__)
+    except Exception:
+        return "unknown"
+
+
+def _cores() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("model name", "Model")):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+if __name__ == "__main__":  # worker: python -m appliance.bench ENGINE INT8_PATH THREADS WARMUP RUNS
+    engine, model, threads, warmup, runs = sys.argv[1:6]
+    print(json.dumps(run_engine(engine, Path(model), int(threads), int(warmup), int(runs))))

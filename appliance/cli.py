@@ -1,0 +1,230 @@
+"""The `appliance` command: diagnose photos, run the appliance, inspect its records."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import textwrap
+from pathlib import Path
+
+from . import __version__
+from .errors import ApplianceError, ImageError
+from .vision.preprocess import IMAGE_SUFFIXES
+
+
+def _expand(paths: list[str]) -> list[Path]:
+    """Files as given; a folder stands for the photos directly inside it."""
+    out: list[Path] = []
+    for raw in paths:
+        p = Path(raw)
+        if p.is_dir():
+            out += sorted(q for q in p.iterdir() if q.is_file() and q.suffix.lower() in IMAGE_SUFFIXES)
+        else:
+            out.append(p)
+    return out
+
+
+def _safe(text: str) -> str:
+    """A file name fit for a terminal: control characters (hostile names) shown escaped."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def cmd_diagnose(args: argparse.Namespace) -> int:
+    from .wiring import make_diagnoser
+
+    diagnoser = make_diagnoser(_config(args), model=args.model, top_k=args.top_k)
+    paths = _expand(args.images)
+    if not paths:
+        print("no photos given (or the folder holds none)", file=sys.stderr)
+        return 2
+    width = shutil.get_terminal_size((100, 24)).columns
+    name_w = min(max(len(_safe(p.name)) for p in paths), 32)
+    counts = {"diagnosis": 0, "retake": 0, "failed": 0}
+    if not args.json:
+        print(f"{'PHOTO':<{name_w}}  {'VERDICT':<9}  {'CROP':<12}  {'CONDITION':<26}  CONFIDENCE")
+    for path in paths:
+        try:
+            d = diagnoser.diagnose_file(path)
+        except ImageError as exc:
+            counts["failed"] += 1
+            if args.json:
+                print(json.dumps({"file": str(path), "error": str(exc)}, ensure_ascii=False))
+            else:
+                print(f"{_safe(path.name)[:name_w]:<{name_w}}  {'ERROR':<9}  {_safe(str(exc))}")
+            continue
+        counts[d.verdict.value] += 1
+        if args.json:
+            print(json.dumps(_json_result(path, d), ensure_ascii=False))
+            continue
+        conf = f"{d.best.probability * 100:5.1f}%"
+        name = _safe(path.name)[:name_w]
+        print(f"{name:<{name_w}}  {d.verdict.value:<9}  {d.crop[:12]:<12}  {d.condition[:26]:<26}  {conf}")
+        for line in textwrap.wrap(d.advice, width=max(40, width - name_w - 4)):
+            print(f"{'':<{name_w}}  {line}")
+    if not args.json:
+        done = f"{counts['diagnosis']} diagnosed, {counts['retake']} retake, {counts['failed']} failed"
+        print(f"\n{len(paths)} photo(s): {done}")
+    return 1 if counts["failed"] else 0
+
+
+def _json_result(path: Path, d) -> dict:
+    return {
+        "file": str(path),
+        "verdict": d.verdict.value,
+        "reason": d.reason.value if d.reason else None,
+        "top_k": [{"slug": r.slug, "probability": r.probability} for r in d.top],
+        "crop": d.crop,
+        "condition": d.condition,
+        "advice": d.advice,
+        "quality": d.to_dict()["quality"],
+        "timings_ms": d.to_dict()["timings"],
+        "model_version": d.model_version,
+        "model_sha256": d.model_sha256,
+    }
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import bench, format_report
+    from .classifier import default_model_path
+
+    model = Path(args.model) if args.model else default_model_path()
+    report = bench(model, Path(args.out), threads=args.threads, warmup=args.warmup, runs=args.runs)
+    print(format_report(report))
+    print(f"written to {args.out}")
+    return 0 if all("error" not in r for r in report["results"]) else 1
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import signal
+
+    from .logsetup import setup_logging
+    from .wiring import make_appliance
+
+    cfg = _config(args)
+    setup_logging(verbose=args.verbose)
+    keyboard = cfg.button.kind == "simulated" and sys.stdin is not None and sys.stdin.isatty() and not args.no_keyboard
+    app = make_appliance(cfg, stdin=keyboard)
+    signal.signal(signal.SIGTERM, app.request_stop)
+    signal.signal(signal.SIGINT, app.request_stop)
+    if args.simulate:
+        print(
+            "Simulated appliance (no Pi needed).\n"
+            f"  press:    {'Enter = short press (diagnose), l + Enter = long press (export); ' if keyboard else ''}"
+            "or `appliance press` in another terminal\n"
+            f"  screen:   {cfg.display_out_dir / 'latest.png'} (every frame numbered beside it)\n"
+            f"  records:  {cfg.db_path}  (`appliance history --simulate`)\n"
+            "  stop:     Ctrl-C",
+            file=sys.stderr,
+            flush=True,
+        )
+    return app.run()
+
+
+def cmd_press(args: argparse.Namespace) -> int:
+    from .hardware.sim_button import send_press
+
+    cfg = _config(args)
+    reply = send_press(cfg.control_socket_path, long=args.long, wait=args.wait, timeout=args.timeout)
+    print(reply)
+    return 0 if reply.startswith(("ok", "pong")) else 1
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from .store import SqliteStore
+    from .store.history import format_csv, format_json, format_table
+
+    cfg = _config(args)
+    if not cfg.db_path.exists():
+        print(f"no records yet ({cfg.db_path} does not exist)", file=sys.stderr)
+        return 0
+    with SqliteStore.open(cfg.db_path, cfg.data_dir) as store:
+        rows = store.recent(args.limit)
+    fmt = format_json if args.json else format_csv if args.csv else format_table
+    sys.stdout.write(fmt(rows).rstrip("\n") + "\n")
+    return 0
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    from .config import DEFAULT_CONFIG_PATH
+
+    cfg = _config(args)  # raises ConfigError listing every problem
+    if args.action == "check":
+        where = args.config or (DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.exists() else "built-in defaults")
+        print(f"OK: {where}")
+    else:
+        sys.stdout.write(cfg.to_toml())
+    return 0
+
+
+def _config(args: argparse.Namespace):
+    from .config import load_config
+
+    return load_config(
+        Path(args.config) if getattr(args, "config", None) else None, simulate=getattr(args, "simulate", False)
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="appliance", description="Offline plant-disease diagnosis appliance.")
+    ap.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("diagnose", help="diagnose leaf photos and print crop, condition, confidence, advice")
+    p.add_argument("images", nargs="+", help="photo files, or folders of photos")
+    p.add_argument("--json", action="store_true", help="one JSON object per photo, one per line")
+    p.add_argument("--top-k", type=int, default=3, help="how many ranked classes to report (default 3)")
+    p.add_argument("--model", help="ONNX model to use instead of the configured one")
+    p.add_argument("--config", help="config file (default /etc/leaf-appliance/config.toml if present)")
+    p.set_defaults(func=cmd_diagnose)
+
+    p = sub.add_parser("bench", help="time the int8 model against its fp32 export (onnxruntime, OpenCV DNN)")
+    p.add_argument("--model", help="int8 model (its fp32 twin is looked up beside it)")
+    p.add_argument("--out", default="bench-results/model-bench.json", help="where to write the JSON figures")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--warmup", type=int, default=10)
+    p.add_argument("--runs", type=int, default=100)
+    p.set_defaults(func=cmd_bench)
+    p = sub.add_parser("run", help="run the appliance (the systemd service runs this)")
+    _common(p)
+    p.add_argument("--no-keyboard", action="store_true", help="simulation: do not read presses from the terminal")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("press", help="press the simulated appliance's button (through its control socket)")
+    _common(p)
+    p.add_argument("--long", action="store_true", help="a long press (export to USB)")
+    p.add_argument("--wait", action="store_true", help="wait for the result and print its timings")
+    p.add_argument("--timeout", type=float, default=30.0)
+    p.set_defaults(func=cmd_press)
+
+    p = sub.add_parser("history", help="list recent diagnoses from the record store")
+    _common(p)
+    p.add_argument("-n", "--limit", type=int, default=20)
+    fmt = p.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true")
+    fmt.add_argument("--csv", action="store_true")
+    p.set_defaults(func=cmd_history)
+
+    p = sub.add_parser("config", help="check the config file, or show the effective config with defaults")
+    p.add_argument("action", choices=("check", "show"))
+    _common(p)
+    p.set_defaults(func=cmd_config)
+    return ap
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help="config file (default /etc/leaf-appliance/config.toml if present)")
+    p.add_argument("--simulate", action="store_true", help="simulated camera, button, LEDs and display")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except ApplianceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

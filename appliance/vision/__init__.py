@@ -1,0 +1,1 @@
+"""Image decoding, preprocessing and quality measures shared by training and runtime."""

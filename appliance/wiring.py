@@ -1,0 +1,108 @@
+"""The composition root: turns a Config into the adapters and core objects it names."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .classifier import OnnxClassifier
+from .diagnosis import Diagnoser
+from .vision.quality import QualityThresholds
+
+
+def _set(path: object) -> Path | None:
+    """Config paths left empty mean "the default"."""
+    text = str(path or "")
+    return Path(text) if text not in ("", ".") else None
+
+
+def make_diagnoser(cfg, model: str | None = None, top_k: int = 3) -> Diagnoser:
+    path = Path(model) if model else _set(cfg.model.path)
+    clf = OnnxClassifier(path, sha256="" if model else cfg.model.sha256, threads=cfg.model.threads)
+    q = cfg.quality
+    thresholds = QualityThresholds(
+        min_brightness=q.min_brightness,
+        max_brightness=q.max_brightness,
+        min_sharpness=q.min_sharpness,
+        min_plant_fraction=q.min_plant_fraction,
+    )
+    return Diagnoser(clf, clf.info, thresholds, cfg.model.refuse_below or None, cfg.device.language, top_k)
+
+
+def make_camera(cfg):
+    c = cfg.camera
+    if c.kind == "simulated":
+        from .hardware.camera_sim import SimulatedCamera
+        from .samples import samples_dir
+
+        return SimulatedCamera(_set(c.folder) or samples_dir())
+    if c.kind == "opencv":
+        from .hardware.camera_opencv import OpenCVCamera
+
+        return OpenCVCamera(index=c.opencv_index, width=c.width, height=c.height)
+    from .hardware.camera_picamera2 import Picamera2Camera
+
+    return Picamera2Camera(width=c.width, height=c.height, autofocus=c.autofocus)
+
+
+def make_button(cfg, stdin: bool = False):
+    b = cfg.button
+    if b.kind == "simulated":
+        from .hardware.sim_button import SimulatedButton
+
+        return SimulatedButton(socket_path=cfg.control_socket_path, stdin=stdin)
+    from .hardware.gpio import GpioButton
+
+    return GpioButton(pin=b.pin, pull_up=b.pull_up, bounce_ms=b.bounce_ms, long_press_s=b.long_press_s)
+
+
+def make_leds(cfg):
+    c = cfg.leds
+    if c.kind == "simulated":
+        from .hardware.sim_leds import SimulatedLeds
+
+        return SimulatedLeds()
+    from .hardware.gpio import GpioLeds, RgbLeds
+
+    if c.kind == "rgb":
+        return RgbLeds(red=c.red_pin, green=c.green_pin, blue=c.blue_pin, active_high=c.active_high)
+    return GpioLeds(green=c.green_pin, amber=c.amber_pin, red=c.red_pin, active_high=c.active_high)
+
+
+def make_display(cfg):
+    d = cfg.display
+    if d.kind == "simulated":
+        from .hardware.sim_display import SimulatedDisplay
+
+        return SimulatedDisplay(cfg.display_out_dir, width=d.width or 480, height=d.height or 320)
+    from .hardware.framebuffer import FramebufferDisplay
+
+    return FramebufferDisplay(device=str(d.device), width=d.width or None, height=d.height or None)
+
+
+def open_store(cfg):
+    from .store import SqliteStore
+
+    return SqliteStore.open(cfg.db_path, cfg.data_dir)
+
+
+def make_appliance(cfg, *, stdin: bool = False, on_state=None):
+    """Everything `appliance run` needs, built from one validated Config."""
+    from .daemon import Appliance
+    from .notify import Notifier, WatchdogGate
+
+    notifier = Notifier()
+    return Appliance(
+        camera=make_camera(cfg),
+        button=make_button(cfg, stdin=stdin),
+        leds=make_leds(cfg),
+        display=make_display(cfg),
+        load_diagnoser=lambda: make_diagnoser(cfg),
+        open_store=lambda: open_store(cfg),
+        notifier=notifier,
+        watchdog=WatchdogGate(notifier) if notifier.watchdog_interval() else None,
+        device_id=cfg.device_id,
+        result_seconds=cfg.daemon.result_seconds,
+        warn_below_bytes=cfg.storage.warn_below_mb * 2**20,
+        refuse_below_bytes=cfg.storage.refuse_below_mb * 2**20,
+        on_state=on_state,
+    )

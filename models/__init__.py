@@ -1,0 +1,1 @@
+"""Training pipeline for the leaf classifier (not installed on the device)."""

@@ -1,0 +1,1 @@
+"""Split, train, export, quantize and evaluate the leaf classifier."""

@@ -1,0 +1,60 @@
+"""Load the ImageNet int8 MobileNetV2 (QOperator ONNX) into the PyTorch model as float weights."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+from onnx import numpy_helper
+
+from .mobilenetv2 import MobileNetV2
+
+
+def _initializers(model: onnx.ModelProto) -> dict[str, np.ndarray]:
+    return {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+
+
+def _per_channel(values: np.ndarray, channels: int) -> np.ndarray:
+    values = np.asarray(values, dtype=np.float64).reshape(-1)
+    return np.broadcast_to(values, (channels,)) if values.size == 1 else values
+
+
+def dequantized_conv_weights(path: Path) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(weight, bias) in float32 for each QLinearConv, in graph order.
+
+    QLinearConv inputs: x, x_scale, x_zp, w, w_scale, w_zp, y_scale, y_zp, bias(int32).
+    The bias is stored with scale x_scale * w_scale (ONNX spec).
+    """
+    model = onnx.load(str(path))
+    init = _initializers(model)
+    out: list[tuple[np.ndarray, np.ndarray]] = []
+    for node in model.graph.node:
+        if node.op_type != "QLinearConv":
+            continue
+        names = list(node.input)
+        w_q = init[names[3]].astype(np.float64)
+        cout = w_q.shape[0]
+        w_scale = _per_channel(init[names[4]], cout)
+        w_zp = _per_channel(init[names[5]], cout)
+        x_scale = float(np.asarray(init[names[1]]).reshape(-1)[0])
+        shape = (cout,) + (1,) * (w_q.ndim - 1)
+        weight = (w_q - w_zp.reshape(shape)) * w_scale.reshape(shape)
+        bias = init[names[8]].astype(np.float64) * x_scale * w_scale if len(names) > 8 else np.zeros(cout)
+        out.append((weight.astype(np.float32), bias.astype(np.float32)))
+    return out
+
+
+def load_imagenet_backbone(net: MobileNetV2, path: Path) -> None:
+    """Copy the dequantized ImageNet convolutions into ``net``; the classifier stays fresh."""
+    weights = dequantized_conv_weights(path)
+    convs = net.convolutions()
+    if len(weights) != len(convs):
+        raise ValueError(f"{path}: {len(weights)} convolutions, the model has {len(convs)}")
+    with torch.no_grad():
+        for layer, (w, b) in zip(convs, weights, strict=True):
+            if tuple(layer.weight.shape) != w.shape:
+                raise ValueError(f"{path}: weight shape {w.shape} != {tuple(layer.weight.shape)}")
+            layer.weight.copy_(torch.from_numpy(w))
+            layer.bias.copy_(torch.from_numpy(b))
