@@ -1,0 +1,22 @@
+"""The diagnosis log: SQLite rows plus durable photo files (see sqlite_store for thread use)."""
+
+from __future__ import annotations
+
+from appliance.store.migrations import MIGRATIONS, Migration, StoreError, StoreSchemaError, apply_migrations
+from appliance.store.photos import encode_jpeg, sweep_temp_files, write_photo_durably
+from appliance.store.sqlite_store import SqliteStore, StoreCorruptError, StoredRecord, StoreWriteError
+
+__all__ = [
+    "MIGRATIONS",
+    "Migration",
+    "SqliteStore",
+    "StoreCorruptError",
+    "StoreError",
+    "StoreSchemaError",
+    "StoreWriteError",
+    "StoredRecord",
+    "apply_migrations",
+    "encode_jpeg",
+    "sweep_temp_files",
+    "write_photo_durably",
+]

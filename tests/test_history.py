@@ -1,0 +1,126 @@
+"""History output for people (table) and tools (JSON, CSV), from rows a real store returns."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from appliance.result import Diagnosis, Quality, Ranked, RetakeReason, Timings, Verdict
+from appliance.store import SqliteStore, encode_jpeg
+from appliance.store.history import CSV_COLUMNS, EMPTY_MESSAGE, display_width, format_csv, format_json, format_table
+
+JPEG = encode_jpeg(np.full((16, 16, 3), 128, dtype=np.uint8))
+NAIROBI = timezone(timedelta(hours=3))
+
+
+def diagnosis(crop: str, condition: str, p: float, *, reason: RetakeReason | None = None) -> Diagnosis:
+    return Diagnosis(
+        verdict=Verdict.RETAKE if reason else Verdict.DIAGNOSIS,
+        reason=reason,
+        top=(Ranked("slug_a", p), Ranked("slug_b", 1 - p)),
+        quality=Quality(120.0, 0.0, 0.0, 300.0, 0.5),
+        timings=Timings(),
+        model_version="leafnet-1",
+        model_sha256="cd" * 32,
+        crop=crop,
+        condition=condition,
+    )
+
+
+@pytest.fixture
+def rows(tmp_path: Path) -> list[dict]:
+    with SqliteStore.open(tmp_path / "d.sqlite3", tmp_path / "data") as store:
+        when = datetime(2024, 5, 17, 6, 5, 9, 250000, tzinfo=UTC)
+        store.record(
+            diagnosis("Tomate", "Mildiou précoce", 0.875),
+            JPEG,
+            device_id="pi-é",
+            latency={"total_ms": 80.5},
+            created_at=when,
+        )
+        store.record(
+            diagnosis("", "", 0.42, reason=RetakeReason.TOO_DARK),
+            JPEG,
+            device_id="pi-é",
+            latency={"total_ms": 20.0},
+            created_at=when + timedelta(minutes=3),
+        )
+        store.record(
+            diagnosis("番茄", "早疫病 ✓", 0.99),
+            JPEG,
+            device_id="pi-é",
+            latency={"total_ms": 70.0},
+            created_at=when + timedelta(minutes=9),
+        )
+        return store.recent()
+
+
+def test_table_shows_local_time_verdict_words_confidence_and_photo(rows: list[dict]) -> None:
+    text = format_table(rows, tz=NAIROBI)
+    lines = text.splitlines()
+    assert lines[0].split() == ["time", "verdict", "crop", "condition", "conf", "photo"]
+    assert len(lines) == 1 + 3
+    newest, retake, oldest = lines[1:]
+    assert newest.startswith("2024-05-17 09:14")  # 06:14 UTC in Nairobi
+    assert "番茄" in newest and "早疫病 ✓" in newest and "99.0%" in newest
+    assert "retake: too dark" in retake and "42.0%" in retake
+    assert oldest.startswith("2024-05-17 09:05")
+    assert "Tomate" in oldest and "Mildiou précoce" in oldest and "87.5%" in oldest
+    assert rows[2]["photo_path"].rsplit("/", 1)[1][:8] in oldest
+    for line in lines:
+        assert display_width(line) <= 80
+
+
+def test_table_columns_line_up_in_display_cells(rows: list[dict]) -> None:
+    lines = format_table(rows, tz=NAIROBI).splitlines()
+    header = lines[0]
+    conf_end = display_width(header[: header.index("conf") + len("conf")])
+    for line in lines[1:]:
+        percent = line.index("%")
+        assert display_width(line[: percent + 1]) == conf_end  # right-aligned under the header
+
+
+def test_long_words_are_truncated_to_fit_the_terminal(rows: list[dict]) -> None:
+    long_row = dict(rows[0], crop="Pomme de terre " * 4, condition="Flétrissement bactérien " * 4)
+    for width in (80, 72):
+        lines = format_table([long_row, *rows], tz=NAIROBI, width=width).splitlines()
+        assert all(display_width(line) <= width for line in lines)
+        assert "…" in lines[1]
+
+
+def test_empty_history_says_so() -> None:
+    assert format_table([]) == EMPTY_MESSAGE + "\n"
+    assert json.loads(format_json([])) == []
+    assert list(csv.reader(io.StringIO(format_csv([]), newline=""))) == [list(CSV_COLUMNS)]
+
+
+def test_json_is_an_array_that_loads_back_to_the_rows(rows: list[dict]) -> None:
+    text = format_json(rows)
+    assert "番茄" in text and "précoce" in text  # readable, not \\u-escaped
+    assert json.loads(text) == rows
+
+
+def test_csv_parses_back_to_the_same_values_through_utf8(rows: list[dict]) -> None:
+    data = format_csv(rows).encode("utf-8")
+    parsed = list(csv.DictReader(io.StringIO(data.decode("utf-8"), newline="")))
+    assert len(parsed) == len(rows)
+    for row, back in zip(rows, parsed, strict=True):
+        assert list(back) == list(CSV_COLUMNS)
+        for column in CSV_COLUMNS:
+            value = row[column]
+            if value is None:
+                assert back[column] == ""
+            elif column in ("topk", "quality", "latency"):
+                assert json.loads(back[column]) == value
+            elif isinstance(value, float):
+                assert float(back[column]) == value
+            else:
+                assert back[column] == str(value)
+    assert parsed[0]["created_at"] == "2024-05-17T06:14:09.250Z"  # ISO UTC, not local
+    assert parsed[0]["crop"] == "番茄" and parsed[2]["condition"] == "Mildiou précoce"
