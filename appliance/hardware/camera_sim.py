@@ -1,0 +1,87 @@
+"""A camera that replays photo files from a folder: simulation mode and tests use it."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ImageError
+from ..ports import CameraError
+from ..vision.preprocess import read_image
+
+PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png")
+
+
+class SimulatedCamera:
+    """Each capture returns the next photo in ``folder`` (sorted by name), decoded like a real one.
+
+    ``set_connected(False)`` makes it behave like an unplugged camera so the daemon's
+    fault and recovery paths can be exercised without hardware.
+    """
+
+    def __init__(self, folder: Path, loop: bool = True) -> None:
+        self.folder = Path(folder)
+        self.loop = loop
+        self.last_path: Path | None = None
+        self._files: list[Path] = []
+        self._next = 0
+        self._started = False
+        self._connected = True
+        self._lock = threading.Lock()
+
+    def set_connected(self, connected: bool) -> None:
+        with self._lock:
+            self._connected = connected
+            if not connected:
+                self._started = False
+
+    def _scan(self) -> list[Path]:
+        if not self.folder.is_dir():
+            raise CameraError(
+                f"simulated camera: photo folder {self.folder} does not exist; create it and put photos in it"
+            )
+        files = sorted(
+            (p for p in self.folder.iterdir() if p.suffix.lower() in PHOTO_SUFFIXES and p.is_file()),
+            key=lambda p: p.name,
+        )
+        if not files:
+            raise CameraError(f"simulated camera: no photos in {self.folder}; put .jpg, .jpeg or .png files there")
+        return files
+
+    def start(self) -> None:
+        with self._lock:
+            self._start_locked()
+
+    def _start_locked(self) -> None:
+        if not self._connected:
+            raise CameraError("camera not connected (simulated unplug): check the camera cable")
+        self._files = self._scan()
+        self._next = min(self._next, len(self._files))
+        self._started = True
+
+    def capture(self) -> np.ndarray:
+        with self._lock:
+            if not self._started:
+                self._start_locked()
+            if not self._connected:
+                raise CameraError("camera not connected (simulated unplug): check the camera cable")
+            if self._next >= len(self._files):
+                if not self.loop:
+                    raise CameraError(
+                        f"simulated camera: no more photos in {self.folder} (all {len(self._files)} used)"
+                    )
+                self._files = self._scan()  # pick up photos added while running
+                self._next = 0
+            path = self._files[self._next]
+            self._next += 1  # a bad file is skipped on the next capture
+            self.last_path = path
+        try:
+            return read_image(path)
+        except ImageError as exc:
+            raise CameraError(f"simulated camera: cannot use {path.name}: {exc}") from None
+
+    def close(self) -> None:
+        with self._lock:
+            self._started = False
