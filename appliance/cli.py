@@ -96,6 +96,36 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0 if all("error" not in r for r in report["results"]) else 1
 
 
+def cmd_bench_appliance(args: argparse.Namespace) -> int:
+    from .bench_appliance import format_report, run
+
+    report = run(args.presses, Path(args.out), model=args.model)
+    print(format_report(report))
+    print(f"written to {args.out}")
+    return 0
+
+
+def cmd_selftest(args: argparse.Namespace) -> int:
+    from .selftest import FAIL, format_table, run_selftest
+
+    cfg = _config(args)
+    results = run_selftest(cfg, interactive=not args.non_interactive, press_timeout=args.timeout)
+    print(format_table(results, args.config or "default config"))
+    return 1 if any(c.result == FAIL for c in results) else 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .export import cmd_export as export
+
+    return export(_config(args), Path(args.to) if args.to else None, args.full, args.auto, args.device)
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    from .sync import cmd_sync as sync
+
+    return sync(_config(args))
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     import signal
 
@@ -186,6 +216,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=int, default=10)
     p.add_argument("--runs", type=int, default=100)
     p.set_defaults(func=cmd_bench)
+    p = sub.add_parser("bench-appliance", help="time press -> result on the simulated appliance, start-up, memory")
+    p.add_argument("--presses", type=int, default=50)
+    p.add_argument("--model", help="ONNX model to use instead of the shipped one")
+    p.add_argument("--out", default="bench-results/appliance-bench.json", help="where to write the JSON figures")
+    p.set_defaults(func=cmd_bench_appliance)
+
+    p = sub.add_parser("selftest", help="check camera, model, storage, display, LEDs and button after assembly")
+    _common(p)
+    p.add_argument("--non-interactive", action="store_true", help="skip the button check (no one to press it)")
+    p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the button press")
+    p.set_defaults(func=cmd_selftest)
+
+    p = sub.add_parser("export", help="export the records and photos to a USB stick or a folder, verified")
+    _common(p)
+    p.add_argument("--to", help="export into this folder instead of the first USB stick found")
+    p.add_argument("--full", action="store_true", help="everything, not only what this stick has not received yet")
+    p.add_argument("--auto", action="store_true", help="run by the USB-insert hook: only if auto-export is enabled")
+    p.add_argument("--device", help="the block device that was inserted (from the udev hook), e.g. /dev/sda1")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("sync", help="send the records not yet at base to the fleet collector, now")
+    _common(p)
+    p.set_defaults(func=cmd_sync)
+
     p = sub.add_parser("run", help="run the appliance (the systemd service runs this)")
     _common(p)
     p.add_argument("--no-keyboard", action="store_true", help="simulation: do not read presses from the terminal")

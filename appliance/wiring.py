@@ -85,15 +85,39 @@ def open_store(cfg):
     return SqliteStore.open(cfg.db_path, cfg.data_dir)
 
 
+class UsbExport:
+    """What the daemon's long press needs from the export package, bound to one Config."""
+
+    def __init__(self, cfg) -> None:
+        self.cfg = cfg
+
+    def find(self) -> Path | None:
+        from .export.media import find_stick
+
+        return find_stick(self.cfg)
+
+    def export(self, store, stick: Path, progress):
+        from .export import Exporter
+
+        return Exporter(store, self.cfg).run(stick, progress=progress)
+
+    def make_room(self, store) -> None:
+        from .export.policy import make_room
+
+        make_room(store, self.cfg)
+
+
 def make_appliance(cfg, *, stdin: bool = False, on_state=None):
     """Everything `appliance run` needs, built from one validated Config."""
     from .daemon import Appliance
     from .notify import Notifier, WatchdogGate
+    from .sync import SyncWorker
 
     notifier = Notifier()
-    return Appliance(
+    button = make_button(cfg, stdin=stdin)
+    app = Appliance(
         camera=make_camera(cfg),
-        button=make_button(cfg, stdin=stdin),
+        button=button,
         leds=make_leds(cfg),
         display=make_display(cfg),
         load_diagnoser=lambda: make_diagnoser(cfg),
@@ -105,4 +129,9 @@ def make_appliance(cfg, *, stdin: bool = False, on_state=None):
         warn_below_bytes=cfg.storage.warn_below_mb * 2**20,
         refuse_below_bytes=cfg.storage.refuse_below_mb * 2**20,
         on_state=on_state,
+        usb=UsbExport(cfg),
+        sync=SyncWorker(cfg),
     )
+    if hasattr(button, "set_result_waiter"):
+        button.set_result_waiter(app.result_waiter)
+    return app

@@ -39,3 +39,20 @@ def diagnoser():
 
     clf = OnnxClassifier(MODEL, threads=1)
     return Diagnoser(clf, clf.info)
+
+
+# Figures that torture, fault and load tests report (counts: kills survived, rows verified,
+# duplicates...). They are printed together at the end of every run, so CI shows them
+# without `-s`.
+_FIGURES: list[str] = []
+
+
+def report_figure(line: str) -> None:
+    _FIGURES.append(line.strip())
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if _FIGURES:
+        terminalreporter.section("figures reported by the tests")
+        for line in _FIGURES:
+            terminalreporter.write_line(line)

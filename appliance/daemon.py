@@ -1,0 +1,450 @@
+"""The field loop as an explicit state machine.
+
+idle -> capturing -> classifying -> showing_result -> idle, with fault states that recover
+by themselves (camera unplugged, model missing, storage full or damaged). Button presses
+arrive from other threads and are queued; the main loop alone touches the hardware, the
+store and the display, so a SIGTERM lets the current write finish before "stopped".
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+import numpy as np
+
+from . import screens
+from .errors import ApplianceError
+from .ports import Button, Camera, CameraError, Display, LedPattern, Leds, Press
+from .result import Diagnosis, Verdict
+
+log = logging.getLogger("appliance.daemon")
+
+
+class State(StrEnum):
+    STARTING = "starting"
+    IDLE = "idle"
+    CAPTURING = "capturing"
+    CLASSIFYING = "classifying"
+    SHOWING_RESULT = "showing_result"
+    EXPORTING = "exporting"
+    FAULT = "fault"
+    STOPPED = "stopped"
+
+
+@dataclass(frozen=True)
+class Fault:
+    kind: str  # camera | model | storage | other
+    title: str
+    detail: str
+    todo: str
+
+    @property
+    def led(self) -> LedPattern:
+        return {
+            "camera": LedPattern.FAULT_CAMERA,
+            "storage": LedPattern.FAULT_STORAGE,
+            "model": LedPattern.FAULT_MODEL,
+        }.get(self.kind, LedPattern.FAULT_OTHER)
+
+    @property
+    def code(self) -> int:
+        return {"camera": 2, "storage": 3, "model": 4}.get(self.kind, 5)
+
+
+@dataclass
+class Cycle:
+    """One press, timed: what the benchmark and `press --wait` report."""
+
+    record_id: str = ""
+    verdict: str = ""
+    slug: str = ""
+    ms: dict[str, float] = field(default_factory=dict)
+    error: str = ""
+
+
+class Appliance:
+    """Owns the adapters and runs the loop; everything it needs is passed in (see wiring.py)."""
+
+    def __init__(
+        self,
+        *,
+        camera: Camera,
+        button: Button,
+        leds: Leds,
+        display: Display,
+        load_diagnoser: Callable[[], Any],
+        open_store: Callable[[], Any],
+        notifier: Any,
+        watchdog: Any | None = None,
+        device_id: str,
+        result_seconds: float = 20.0,
+        warn_below_bytes: int = 500 * 2**20,
+        refuse_below_bytes: int = 100 * 2**20,
+        retry_seconds: float = 3.0,
+        tick_seconds: float = 0.25,
+        on_state: Callable[[State], None] | None = None,
+        usb: Any | None = None,
+        sync: Any | None = None,
+    ) -> None:
+        self.camera, self.button, self.leds, self.display = camera, button, leds, display
+        self._load_diagnoser, self._open_store = load_diagnoser, open_store
+        self.notifier, self.watchdog = notifier, watchdog
+        self.device_id = device_id
+        self.result_seconds = result_seconds
+        self.warn_below_bytes, self.refuse_below_bytes = warn_below_bytes, refuse_below_bytes
+        self.retry_seconds, self.tick_seconds = retry_seconds, tick_seconds
+        self._on_state = on_state
+        self.usb = usb  # finds a stick, exports to it, frees space (wiring.UsbExport); None: no export
+        self.sync = sync  # background SyncWorker (appliance.sync); None or disabled: no sync
+        self._sync_line = ""
+        self.diagnoser: Any = None
+        self.store: Any = None
+        self.camera_up = False
+        self.state = State.STARTING
+        self.fault: Fault | None = None
+        self.ready_sent = False
+        self.ignored_presses = 0
+        self.last_cycle: Cycle | None = None
+        self._events: queue.Queue[tuple[str, Any]] = queue.Queue()
+        self._stop = threading.Event()
+        self._busy = threading.Event()
+        self._cycle_done = threading.Condition()
+        self._cycles = 0
+        self._result_until = 0.0
+        self._next_retry = 0.0
+        self._shown_minute = -1
+        self.screens_shown: deque[Any] = deque(maxlen=64)  # what the display was last given
+
+    # ----- called from other threads -------------------------------------------------
+    def on_press(self, press: Press) -> None:
+        if self._busy.is_set():
+            self.ignored_presses += 1
+            log.info("%s press ignored: still working on the last one", press.value)
+            return
+        self._events.put(("press", press))
+
+    def request_stop(self, *_: object) -> None:
+        """Safe from a signal handler: the loop finishes what it is doing, then stops."""
+        self._stop.set()
+        self._events.put(("stop", None))
+
+    def wait_for_cycle(self, after: int, timeout: float) -> Cycle | None:
+        """Block until a press cycle numbered above ``after`` has finished (for `press --wait`)."""
+        with self._cycle_done:
+            self._cycle_done.wait_for(lambda: self._cycles > after, timeout)
+            return self.last_cycle if self._cycles > after else None
+
+    def result_waiter(self, press: Callable[[], None], timeout: float) -> str:
+        """For the control socket's `press wait`: press, wait for the outcome, answer in one line."""
+        before = self.cycles
+        press()
+        cycle = self.wait_for_cycle(before, timeout)
+        if cycle is None:
+            return f"error: no result within {timeout:.0f} s"
+        if cycle.error:
+            return f"error: {cycle.error}"
+        return "ok " + json.dumps(
+            {"id": cycle.record_id, "verdict": cycle.verdict, "slug": cycle.slug, "ms": cycle.ms}, ensure_ascii=False
+        )
+
+    @property
+    def cycles(self) -> int:
+        return self._cycles
+
+    # ----- the loop -----------------------------------------------------------------
+    def run(self) -> int:
+        self.button.start(self.on_press)
+        if self.watchdog is not None:
+            self.watchdog.start()
+        if self.sync is not None:
+            self.sync.start()  # its own thread and store connection: never blocks this loop
+        self._bring_up()
+        while not self._stop.is_set():
+            if self.watchdog is not None:
+                self.watchdog.kick()
+            try:
+                kind, value = self._events.get(timeout=self.tick_seconds)
+            except queue.Empty:
+                kind, value = "tick", None
+            if kind == "press":
+                self._handle_press(value)
+            self._tick()
+        self._shutdown()
+        return 0
+
+    def _set_state(self, state: State) -> None:
+        if state != self.state:
+            log.debug("state %s -> %s", self.state.value, state.value)
+        self.state = state
+        if self._on_state:
+            self._on_state(state)
+
+    def _tick(self) -> None:
+        now = time.monotonic()
+        if self.state is State.FAULT and now >= self._next_retry:
+            self._bring_up()
+        elif self.state is State.SHOWING_RESULT and now >= self._result_until:
+            self._show_ready()
+        elif self.state is State.IDLE and (
+            datetime.now().minute != self._shown_minute or self._sync_line != self._current_sync_line()
+        ):
+            self._show_ready()  # keep the clock and the sync state on the ready screen current
+
+    # ----- start-up and faults -----------------------------------------------------------
+    def _bring_up(self) -> None:
+        """Try each part that is not up yet; READY=1 once model, store and camera all are."""
+        self._next_retry = time.monotonic() + self.retry_seconds
+        try:
+            if self.diagnoser is None:
+                self.notifier.status("loading the model")
+                self.diagnoser = self._load_diagnoser()
+            if self.store is None:
+                self.notifier.status("opening the record store")
+                self.store = self._open_store()
+            if not self.camera_up:
+                self.notifier.status("starting the camera")
+                self.camera.start()
+                self.camera_up = True
+        except CameraError as exc:
+            self._enter_fault(
+                Fault(
+                    "camera",
+                    "Camera not working",
+                    str(exc),
+                    "Check the camera cable and its connector, then wait: it retries by itself.",
+                )
+            )
+            return
+        except ApplianceError as exc:
+            kind = "model" if self.diagnoser is None else "storage"
+            todo = (
+                "Ask the technician to reinstall the model."
+                if kind == "model"
+                else "Ask the technician: the records are kept safe for recovery."
+            )
+            self._enter_fault(Fault(kind, "Model problem" if kind == "model" else "Storage problem", str(exc), todo))
+            return
+        except Exception as exc:  # an unexpected error must show, not kill the appliance
+            log.exception("start-up failed")
+            self._enter_fault(
+                Fault(
+                    "other",
+                    "Unexpected problem",
+                    str(exc) or type(exc).__name__,
+                    "Restart the appliance. If it happens again, call the technician.",
+                )
+            )
+            return
+        if self.fault is not None:
+            log.info("recovered from %s fault", self.fault.kind)
+        self.fault = None
+        if not self.ready_sent:
+            self.ready_sent = True
+            self.notifier.ready()
+        self._show_ready()
+
+    def _enter_fault(self, fault: Fault) -> None:
+        if self.fault != fault:
+            log.error("%s fault: %s", fault.kind, fault.detail)
+        self.fault = fault
+        self._set_state(State.FAULT)
+        self.notifier.status(f"fault: {fault.title}: {fault.detail}")
+        self.leds.show(fault.led)
+        self._show(screens.FaultScreen(title=fault.title, problem=fault.detail, action=fault.todo, code=fault.code))
+
+    # ----- screens ---------------------------------------------------------------------
+    def _show(self, screen: Any) -> float:
+        """Render and show; returns the milliseconds it took. A broken display is logged, not fatal."""
+        t0 = time.perf_counter()
+        self.screens_shown.append(screen)
+        try:
+            self.display.show(screens.render(screen, self.display.size))
+        except Exception:
+            log.exception("display failed")
+        return (time.perf_counter() - t0) * 1e3
+
+    def _current_sync_line(self) -> str:
+        return self.sync.line() if self.sync is not None and self.sync.cfg.sync.enabled else ""
+
+    def _show_ready(self) -> None:
+        self._set_state(State.IDLE)
+        self.leds.show(LedPattern.READY)
+        self._shown_minute = datetime.now().minute
+        free = self.store.free_bytes() if self.store else 0
+        self._sync_line = self._current_sync_line()
+        status, warning = self._sync_line, False
+        if free < self.warn_below_bytes:
+            status, warning = f"Storage almost full: {free / 2**20:.0f} MB left. Export soon.", True
+        self.notifier.status(f"ready, {self.store.count() if self.store else 0} records")
+        self._show(
+            screens.ReadyScreen(
+                model_version=self.diagnoser.info.version if self.diagnoser else "-",
+                records=self.store.count() if self.store else 0,
+                free_mb=free / 2**20,
+                now=datetime.now(),
+                status=status,
+                warning=warning,
+            )
+        )
+
+    # ----- a press ---------------------------------------------------------------------
+    def _handle_press(self, press: Press) -> None:
+        self._busy.set()
+        cycle = Cycle()
+        try:
+            if self.state is State.FAULT:
+                self._bring_up()  # a press during a fault is a request to try again now
+            if self.state is State.FAULT:
+                cycle.error = f"{self.fault.title}: {self.fault.detail}" if self.fault else "fault"
+            elif press is Press.LONG:
+                self._long_press(cycle)
+            else:
+                self._diagnose(cycle)
+        finally:
+            self._busy.clear()
+            with self._cycle_done:
+                self.last_cycle = cycle
+                self._cycles += 1
+                self._cycle_done.notify_all()
+
+    def _kick(self) -> None:
+        if self.watchdog is not None:
+            self.watchdog.kick()
+
+    def _long_press(self, cycle: Cycle) -> None:
+        """Export to the USB stick: progress on screen, "safe to remove" only once it is."""
+        from .export import feedback
+
+        stick = self.usb.find() if self.usb else None
+        self._result_until = time.monotonic() + self.result_seconds
+        if stick is None:
+            self._show(feedback.no_stick_screen())
+            cycle.verdict = "no_usb_stick"
+            self._set_state(State.SHOWING_RESULT)
+            return
+        self._set_state(State.EXPORTING)
+        self.leds.show(LedPattern.EXPORTING)
+        self.notifier.status(f"exporting to {stick}")
+        try:
+            report = self.usb.export(self.store, stick, feedback.DisplayProgress(self._show, self._kick))
+        except Exception as exc:  # ExportError carries words for the screen; anything else too
+            log.error("export to %s failed: %s", stick, exc)
+            cycle.error = f"export failed: {exc}"
+            self.leds.show(LedPattern.RETAKE)
+            self._show(feedback.failure_screen(exc))
+        else:
+            cycle.verdict = "exported"
+            self.leds.show(LedPattern.SAFE_TO_REMOVE if report.safe_to_remove else LedPattern.READY)
+            self._show(feedback.report_screen(report))
+            self.usb.make_room(self.store)
+        self._result_until = time.monotonic() + self.result_seconds
+        self._set_state(State.SHOWING_RESULT)
+
+    def _diagnose(self, cycle: Cycle) -> None:
+        t0 = time.perf_counter()
+        if self.store.free_bytes() < self.refuse_below_bytes:
+            cycle.error = "storage full"
+            self._enter_fault(
+                Fault(
+                    "storage",
+                    "Storage full",
+                    "No room left for new photos.",
+                    "Export the records to a USB stick, then ask the technician to free space.",
+                )
+            )
+            return
+        self._set_state(State.CAPTURING)
+        self.leds.show(LedPattern.BUSY)
+        self._show(screens.WorkingScreen())
+        t_capture = time.perf_counter()
+        try:
+            frame = self.camera.capture()
+        except CameraError as exc:
+            self.camera_up = False
+            cycle.error = str(exc)
+            self._enter_fault(
+                Fault(
+                    "camera",
+                    "Camera not working",
+                    str(exc),
+                    "Check the camera cable and its connector, then wait: it retries by itself.",
+                )
+            )
+            return
+        t_classify = time.perf_counter()
+        self._set_state(State.CLASSIFYING)
+        diagnosis: Diagnosis = self.diagnoser.diagnose(frame)
+        t_commit = time.perf_counter()
+        from .store.photos import encode_jpeg
+
+        latency = {
+            "working_screen_ms": round((t_capture - t0) * 1e3, 3),
+            "capture_ms": round((t_classify - t_capture) * 1e3, 3),
+            "quality_ms": diagnosis.timings.quality_ms,
+            "inference_ms": diagnosis.timings.inference_ms,
+        }
+        try:
+            record = self.store.record(diagnosis, encode_jpeg(frame), device_id=self.device_id, latency=latency)
+        except Exception as exc:  # disk full, I/O error: nothing shown as saved that is not
+            log.exception("could not save the diagnosis")
+            cycle.error = str(exc)
+            self._enter_fault(
+                Fault(
+                    "storage",
+                    "Could not save",
+                    str(exc) or type(exc).__name__,
+                    "Nothing was lost that was shown. Free space or call the technician.",
+                )
+            )
+            return
+        t_render = time.perf_counter()
+        render_ms = self._show_result(diagnosis, frame)
+        if self.sync is not None:
+            self.sync.note_new_record()
+        if self.usb is not None and self.store.free_bytes() < self.warn_below_bytes:
+            self.usb.make_room(self.store)  # prune photos already exported, never others
+        t_end = time.perf_counter()
+        cycle.record_id, cycle.verdict, cycle.slug = record.id, diagnosis.verdict.value, diagnosis.best.slug
+        cycle.ms = {
+            **latency,
+            "classify_ms": round((t_commit - t_classify) * 1e3, 3),
+            "commit_ms": round((t_render - t_commit) * 1e3, 3),
+            "render_ms": round(render_ms, 3),
+            "total_ms": round((t_end - t0) * 1e3, 3),
+        }
+        self._result_until = time.monotonic() + self.result_seconds
+        self._set_state(State.SHOWING_RESULT)
+
+    def _show_result(self, d: Diagnosis, frame: np.ndarray) -> float:
+        if d.verdict is Verdict.RETAKE:
+            self.leds.show(LedPattern.RETAKE)
+            return self._show(screens.RetakeScreen(reason=d.reason, photo=frame, headline=d.condition, hint=d.advice))
+        self.leds.show(LedPattern.HEALTHY if d.healthy else LedPattern.DISEASE)
+        return self._show(screens.ResultScreen(diagnosis=d, photo=frame))
+
+    # ----- stopping -----------------------------------------------------------------------
+    def _shutdown(self) -> None:
+        self.notifier.stopping()
+        self._set_state(State.STOPPED)
+        self._show(screens.MessageScreen(title="Stopped", body="The appliance is switched off or restarting."))
+        self.leds.show(LedPattern.OFF)
+        if self.watchdog is not None:
+            self.watchdog.stop()
+        if self.sync is not None:
+            self.sync.stop()
+        for part in (self.button, self.camera, self.leds, self.display, self.store):
+            try:
+                if part is not None:
+                    part.close()
+            except Exception:
+                log.exception("closing %s failed", type(part).__name__)

@@ -1,0 +1,148 @@
+"""`appliance selftest`: what a technician runs after assembly; a pass/fail line per part.
+
+It drives the real adapters the config names (or the simulated ones with --simulate), so
+the service must not hold the camera and pins at the same time: stop it first
+(`systemctl stop leaf-appliance`), as the Ansible post-deploy check does.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import screens
+from .ports import LedPattern, Press
+
+PASS, FAIL, SKIP = "PASS", "FAIL", "SKIP"
+
+
+@dataclass(frozen=True)
+class Check:
+    part: str
+    result: str
+    detail: str
+
+
+def _check_model(cfg) -> str:
+    from .samples import sample_paths
+    from .wiring import make_diagnoser
+
+    diagnoser = make_diagnoser(cfg)
+    info = diagnoser.info
+    d = diagnoser.diagnose_file(sample_paths()[0])
+    return (
+        f"{info.name} {info.version}, sha256 {info.sha256[:12]} verified, {len(info.classes)} classes; "
+        f"sample photo -> {d.best.slug} in {d.timings.inference_ms:.0f} ms"
+    )
+
+
+def _check_storage(cfg) -> str:
+    from .wiring import open_store
+
+    with open_store(cfg) as store:
+        store.check_integrity(full=True)
+        free_mb = store.free_bytes() / 2**20
+        count = store.count()
+    probe = cfg.data_dir / f".selftest-{os.getpid()}"
+    probe.write_bytes(b"x" * 4096)
+    with probe.open("rb+") as fh:
+        os.fsync(fh.fileno())
+    probe.unlink()
+    if free_mb < cfg.storage.refuse_below_mb:
+        raise RuntimeError(f"only {free_mb:.0f} MB free (floor {cfg.storage.refuse_below_mb} MB)")
+    return f"{cfg.db_path}: integrity ok, {count} records, {free_mb:.0f} MB free, writable"
+
+
+def _check_camera(cfg) -> str:
+    from .wiring import make_camera
+
+    cam = make_camera(cfg)
+    try:
+        cam.start()
+        frame = cam.capture()
+    finally:
+        cam.close()
+    return f"{cfg.camera.kind}: frame {frame.shape[1]}x{frame.shape[0]}"
+
+
+def _check_display(cfg) -> str:
+    from .wiring import make_display
+
+    display = make_display(cfg)
+    try:
+        display.show(screens.render(screens.MessageScreen("Self-test", "Checking the appliance…"), display.size))
+    finally:
+        display.close()
+    return f"{cfg.display.kind}: {display.size[0]}x{display.size[1]} frame shown"
+
+
+def _check_leds(cfg, pause: float) -> str:
+    from .wiring import make_leds
+
+    leds = make_leds(cfg)
+    shown = [LedPattern.READY, LedPattern.BUSY, LedPattern.HEALTHY, LedPattern.DISEASE, LedPattern.RETAKE]
+    try:
+        for pattern in shown:
+            leds.show(pattern)
+            time.sleep(pause)
+        leds.show(LedPattern.OFF)
+    finally:
+        leds.close()
+    return f"{cfg.leds.kind}: showed {', '.join(p.value for p in shown)} (look at them)"
+
+
+def _check_button(cfg, timeout: float, say: Callable[[str], None]) -> str:
+    from .wiring import make_button
+
+    pressed: list[Press] = []
+    event = threading.Event()
+    button = make_button(cfg)
+
+    def on_press(press: Press) -> None:
+        pressed.append(press)
+        event.set()
+
+    button.start(on_press)
+    try:
+        say(f"Press the button now (waiting up to {timeout:.0f} s)...")
+        if not event.wait(timeout):
+            raise RuntimeError(f"no press within {timeout:.0f} s: check the wiring to GPIO {cfg.button.pin}")
+    finally:
+        button.close()
+    return f"{pressed[0].value} press received"
+
+
+def run_selftest(
+    cfg, *, interactive: bool, press_timeout: float = 30.0, led_pause: float = 0.6, say: Callable[[str], None] = print
+) -> list[Check]:
+    steps: list[tuple[str, Callable[[], str] | None]] = [
+        ("model", lambda: _check_model(cfg)),
+        ("storage", lambda: _check_storage(cfg)),
+        ("camera", lambda: _check_camera(cfg)),
+        ("display", lambda: _check_display(cfg)),
+        ("leds", lambda: _check_leds(cfg, led_pause)),
+        ("button", (lambda: _check_button(cfg, press_timeout, say)) if interactive else None),
+    ]
+    results = []
+    for part, step in steps:
+        if step is None:
+            results.append(Check(part, SKIP, "skipped (--non-interactive)"))
+            continue
+        try:
+            results.append(Check(part, PASS, step()))
+        except Exception as exc:  # every failure is a line in the table, never a traceback
+            results.append(Check(part, FAIL, str(exc) or type(exc).__name__))
+    return results
+
+
+def format_table(results: list[Check], config_source: str | Path) -> str:
+    width = max(len(c.part) for c in results)
+    lines = [f"self-test ({config_source})", f"{'PART':<{width}}  RESULT  DETAIL"]
+    lines += [f"{c.part:<{width}}  {c.result:<6}  {c.detail}" for c in results]
+    failed = [c.part for c in results if c.result == FAIL]
+    lines.append(f"FAILED: {', '.join(failed)}" if failed else "all checks passed")
+    return "\n".join(lines)
