@@ -10,12 +10,14 @@ only here; documentation reads them through ``schema()`` and ``default_pins()``.
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import math
 import os
 import re
 import socket
 import tomllib
 import typing
+import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import MISSING, Field, dataclass, field, fields, replace
 from pathlib import Path
@@ -103,6 +105,34 @@ _bcm_pin = _between(0, 27, "a BCM GPIO number")
 def _about(doc: str, check: Check | None = None, normalize: Callable[[Any], Any] | None = None) -> dict[str, Any]:
     """A key's field metadata: a one-line comment (for `config show` and the example file) and its check."""
     return {"doc": doc, "check": check, "normalize": normalize}
+
+
+def _url_shape(value: str) -> str | None:
+    """The collector URL's form; whether plain http is allowed is a rule between keys."""
+    if value == "":
+        return None
+    try:
+        parts = urllib.parse.urlsplit(value)
+        _ = parts.port  # raises ValueError on a bad port
+    except ValueError as exc:
+        return f'must be a URL like "https://collector.example.org", got {_show(value)} ({exc})'
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        return f'must start with https:// and name a host, like "https://collector.example.org", got {_show(value)}'
+    if parts.username is not None or parts.password is not None:
+        return "must not contain a user name or password; the device's token goes in sync.token_file"
+    if parts.query or parts.fragment:
+        return f"must not have a ?query or #fragment, got {_show(value)}"
+    return None
+
+
+def is_loopback_host(host: str) -> bool:
+    """True for localhost and loopback addresses: the only hosts plain http may reach without opting in."""
+    if host.lower() in ("localhost", "localhost.", "ip6-localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 # ---------------------------------------------------------------- the schema
@@ -250,6 +280,62 @@ class StorageConfig:
 
 
 @dataclass(frozen=True)
+class SyncConfig:
+    enabled: bool = field(
+        default=False, metadata=_about("true: send diagnoses to the fleet collector when the network is up")
+    )
+    url: str = field(
+        default="",
+        metadata=_about(
+            'the collector, like "https://collector.example.org"; http:// only to this machine',
+            _url_shape,
+        ),
+    )
+    token_file: Path | None = field(
+        default=None,
+        metadata=_about('this device\'s token, readable only by the service user; "" = <data_dir>/sync.token'),
+    )
+    ca_file: Path | None = field(
+        default=None, metadata=_about('"" = the system\'s CAs; else a PEM file to trust (a self-signed collector)')
+    )
+    allow_insecure_http: bool = field(
+        default=False, metadata=_about("true: allow http:// to another host (the token travels in clear)")
+    )
+    interval_s: int = field(
+        default=300, metadata=_about("seconds between syncs while all goes well, 10-86400", _between(10, 86400))
+    )
+    batch_size: int = field(default=100, metadata=_about("diagnoses per request, 1-1000", _between(1, 1000)))
+    include_photos: str = field(
+        default="thumbnail",
+        metadata=_about(
+            "none | thumbnail (small JPEG) | full (the photo, and a thumbnail)", _one_of("none", "thumbnail", "full")
+        ),
+    )
+    timeout_s: float = field(
+        default=20.0, metadata=_about("give up on one request after this many seconds, 1-300", _between(1, 300))
+    )
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    auto_on_insert: bool = field(default=True, metadata=_about("true: export as soon as a USB stick is plugged in"))
+    media_root: Path = field(
+        default=Path("/media"),
+        metadata=_about("where USB sticks are mounted (udev mounts them in /media/leaf-appliance)"),
+    )
+    folder: Path | None = field(
+        default=None,
+        metadata=_about(
+            '"" = a USB stick under media_root; else export into this folder (simulated: <data_dir>/usb-stick)'
+        ),
+    )
+    prune_exported_photos: bool = field(
+        default=True,
+        metadata=_about("true: below storage.warn_below_mb free, delete photos already exported, oldest first"),
+    )
+
+
+@dataclass(frozen=True)
 class Config:
     device: DeviceConfig = field(default_factory=DeviceConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -260,6 +346,8 @@ class Config:
     display: DisplayConfig = field(default_factory=DisplayConfig)
     daemon: DaemonConfig = field(default_factory=DaemonConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
+    sync: SyncConfig = field(default_factory=SyncConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
 
     @property
     def device_id(self) -> str:
@@ -285,6 +373,10 @@ class Config:
     @property
     def control_socket_path(self) -> Path:
         return self.daemon.control_socket or self.device.data_dir / "control.sock"
+
+    @property
+    def sync_token_path(self) -> Path:
+        return self.sync.token_file or self.device.data_dir / "sync.token"
 
     def to_toml(self, *, comments: bool = True) -> str:
         """The effective configuration as TOML that loads back to an equal Config (`appliance config show`)."""
@@ -540,6 +632,21 @@ def _check_consistency(config: Config, problems: _Problems) -> None:
     for key, other, pin in _pin_collisions(config):
         if ok(key, other):
             problems.add(key, f"GPIO {pin} is also used by {other}; give each its own pin")
+    _check_sync(config, ok, problems)
+
+
+def _check_sync(config: Config, ok: Callable[..., bool], problems: _Problems) -> None:
+    y = config.sync
+    if ok("sync.enabled", "sync.url") and y.enabled and not y.url:
+        problems.add("sync.url", 'must be set when sync.enabled = true, like "https://collector.example.org"')
+    if ok("sync.url", "sync.allow_insecure_http") and y.url.startswith("http://"):
+        host = urllib.parse.urlsplit(y.url).hostname or ""
+        if not y.allow_insecure_http and not is_loopback_host(host):
+            problems.add(
+                "sync.url",
+                f"must use https:// for a host other than this machine (the token would travel in clear), got "
+                f"{_show(y.url)}; use https, or set sync.allow_insecure_http = true on a network you trust",
+            )
 
 
 def _used_pins(config: Config) -> list[tuple[str, int]]:
@@ -593,6 +700,7 @@ def _simulated(config: Config, raw: dict[str, Any]) -> Config:
         button=replace(config.button, kind="simulated"),
         leds=replace(config.leds, kind="simulated"),
         display=replace(config.display, kind="simulated"),
+        export=replace(config.export, folder=config.export.folder or device.data_dir / "usb-stick"),
     )
 
 
@@ -675,13 +783,16 @@ __all__ = [
     "DaemonConfig",
     "DeviceConfig",
     "DisplayConfig",
+    "ExportConfig",
     "KeySpec",
     "LedsConfig",
     "ModelConfig",
     "QualityConfig",
     "StorageConfig",
+    "SyncConfig",
     "config_check",
     "default_pins",
+    "is_loopback_host",
     "load_config",
     "schema",
     "simulated_data_dir",

@@ -341,3 +341,117 @@ def test_simulated_data_dir_falls_back_to_home(tmp_path: Path, monkeypatch: pyte
 def test_simulate_does_not_hide_mistakes(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"button\.pin: must be a BCM GPIO number"):
         load_config(write(tmp_path, "[button]\npin = 99\n"), simulate=True)
+
+
+# ---------------------------------------------------------------- [export]
+
+
+def test_export_defaults_and_a_configured_folder(tmp_path: Path) -> None:
+    export = load_config(None).export
+    assert (export.auto_on_insert, export.media_root, export.folder, export.prune_exported_photos) == (
+        True,
+        Path("/media"),
+        None,
+        True,
+    )
+    text = '[export]\nauto_on_insert = false\nmedia_root = "/mnt/usb"\nfolder = "/srv/stick"\n'
+    text += "prune_exported_photos = false\n"
+    export = load_config(write(tmp_path, text)).export
+    assert (export.auto_on_insert, export.media_root, export.folder, export.prune_exported_photos) == (
+        False,
+        Path("/mnt/usb"),
+        Path("/srv/stick"),
+        False,
+    )
+
+
+def test_simulate_exports_to_a_folder_in_the_data_dir_unless_one_is_set(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, '[device]\ndata_dir = "/srv/sim"\n'), simulate=True)
+    assert config.export.folder == Path("/srv/sim/usb-stick")
+    config = load_config(write(tmp_path, '[export]\nfolder = "/srv/stick"\n'), simulate=True)
+    assert config.export.folder == Path("/srv/stick")
+    assert load_config(write(tmp_path, '[device]\ndata_dir = "/srv/sim"\n')).export.folder is None
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "reason"),
+    [
+        ('[export]\nauto_on_insert = "yes"', "export.auto_on_insert", 'must be true or false, got "yes"'),
+        ('[export]\nmedia_root = "media"', "export.media_root", "must be an absolute path"),
+        ('[export]\nmedia_root = ""', "export.media_root", "must not be empty"),
+        ("[export]\nfolder = 3", "export.folder", "must be a path in quotes, got 3"),
+        ("[export]\nprune_exported_photos = 1", "export.prune_exported_photos", "must be true or false, got 1"),
+        ("[export]\nauto_insert = true", "export.auto_insert", "did you mean 'export.auto_on_insert'?"),
+    ],
+)
+def test_export_mistakes_are_named(tmp_path: Path, text: str, key: str, reason: str) -> None:
+    (line,) = problems_of(tmp_path, text + "\n")
+    assert line.startswith(f"{tmp_path}/config.toml: {key}: "), line
+    assert reason in line
+
+
+# ---------------------------------------------------------------- [sync]
+
+
+def test_sync_is_off_by_default_and_the_token_lives_in_the_data_dir(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, '[device]\ndata_dir = "/data"\n'))
+    assert config.sync.enabled is False
+    assert config.sync.url == ""
+    assert (config.sync.include_photos, config.sync.batch_size, config.sync.interval_s) == ("thumbnail", 100, 300)
+    assert config.sync.ca_file is None
+    assert config.sync_token_path == Path("/data/sync.token")
+
+
+def test_a_sync_section_round_trips(tmp_path: Path) -> None:
+    text = (
+        '[sync]\nenabled = true\nurl = "https://collector.example.org/leaf"\ntoken_file = "/etc/leaf/sync.token"\n'
+        'ca_file = "/etc/leaf/ca.pem"\ninterval_s = 60\nbatch_size = 20\ninclude_photos = "full"\ntimeout_s = 5\n'
+    )
+    config = load_config(write(tmp_path, text))
+    assert config.sync.url == "https://collector.example.org/leaf"
+    assert config.sync_token_path == Path("/etc/leaf/sync.token")
+    assert config.sync.ca_file == Path("/etc/leaf/ca.pem")
+    assert config.sync.timeout_s == 5.0
+    assert load_config(write(tmp_path, config.to_toml())) == config
+
+
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1:8080", "http://localhost:8080/", "http://[::1]:8080", "https://10.0.0.5", ""]
+)
+def test_plain_http_is_fine_only_to_this_machine(tmp_path: Path, url: str) -> None:
+    assert config_check(write(tmp_path, f'[sync]\nurl = "{url}"\n')) == []
+
+
+def test_plain_http_to_another_host_needs_allow_insecure_http(tmp_path: Path) -> None:
+    (line,) = problems_of(tmp_path, '[sync]\nenabled = true\nurl = "http://10.0.0.5:8080"\n')
+    assert "sync.url: must use https:// for a host other than this machine" in line
+    assert "sync.allow_insecure_http = true" in line
+    assert config_check(write(tmp_path, '[sync]\nurl = "http://10.0.0.5"\nallow_insecure_http = true\n')) == []
+
+
+def test_sync_enabled_without_a_url_is_refused(tmp_path: Path) -> None:
+    (line,) = problems_of(tmp_path, "[sync]\nenabled = true\n")
+    assert "sync.url: must be set when sync.enabled = true" in line
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "reason"),
+    [
+        ('[sync]\nurl = "ftp://collector"', "sync.url", "must start with https:// and name a host"),
+        ('[sync]\nurl = "https://"', "sync.url", "must start with https:// and name a host"),
+        ('[sync]\nurl = "collector.example.org"', "sync.url", "must start with https://"),
+        ('[sync]\nurl = "https://me:pw@collector"', "sync.url", "must not contain a user name or password"),
+        ('[sync]\nurl = "https://collector/?x=1"', "sync.url", "must not have a ?query or #fragment"),
+        ('[sync]\nurl = "https://collector:99999"', "sync.url", "must be a URL like"),
+        ('[sync]\ninclude_photos = "all"', "sync.include_photos", 'must be one of "none", "thumbnail", "full"'),
+        ("[sync]\ninterval_s = 5", "sync.interval_s", "must be between 10 and 86400, got 5"),
+        ("[sync]\nbatch_size = 0", "sync.batch_size", "must be between 1 and 1000, got 0"),
+        ("[sync]\ntimeout_s = 0.5", "sync.timeout_s", "must be between 1 and 300, got 0.5"),
+        ('[sync]\ntoken_file = "sync.token"', "sync.token_file", "must be an absolute path"),
+        ('[sync]\ntoken = "leaf_abc"', "sync.token", "unknown key; did you mean 'sync.token_file'?"),
+    ],
+)
+def test_invalid_sync_values_are_named(tmp_path: Path, text: str, key: str, reason: str) -> None:
+    (line,) = problems_of(tmp_path, text + "\n")
+    assert line.startswith(f"{tmp_path}/config.toml: {key}: "), line
+    assert reason in line

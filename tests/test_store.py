@@ -264,10 +264,10 @@ def migrations_table(db_path: Path) -> list[tuple[int, str, str]]:
 
 def test_migrations_are_recorded_once_and_opening_twice_changes_nothing(paths: tuple[Path, Path]) -> None:
     with SqliteStore.open(*paths) as store:
-        assert store.schema_version() == len(MIGRATIONS) == 2
+        assert store.schema_version() == len(MIGRATIONS) == 3
     schema_once, ledger_once = schema_of(paths[0]), migrations_table(paths[0])
     with SqliteStore.open(*paths) as store:
-        assert store.schema_version() == 2
+        assert store.schema_version() == 3
     assert schema_of(paths[0]) == schema_once
     assert migrations_table(paths[0]) == ledger_once
     assert [(v, d) for v, d, _ in ledger_once] == [(m.number, m.description) for m in MIGRATIONS]
@@ -292,13 +292,13 @@ def test_a_v1_database_migrates_to_latest_and_keeps_its_rows(paths: tuple[Path, 
     assert migrations_table(db_path)[0][0] == 1
 
     with SqliteStore.open(db_path, data_dir) as store:
-        assert store.schema_version() == 2
+        assert store.schema_version() == 3
         row = store.get("0b9f6a36-1d42-4c1e-9d8e-2f3c4b5a6d7e")
         assert row["verdict"] == "retake" and row["reason"] == "too_dark"
         assert row["latency"] == {"total_ms": 9.5}
         assert row["exported_at"] is None and row["synced_at"] is None
         assert [r["id"] for r in store.unexported()] == ["0b9f6a36-1d42-4c1e-9d8e-2f3c4b5a6d7e"]
-    assert [v for v, _, _ in migrations_table(db_path)] == [1, 2]
+    assert [v for v, _, _ in migrations_table(db_path)] == [1, 2, 3]
 
 
 def test_a_failing_migration_is_rolled_back_and_a_callable_step_runs(tmp_path: Path) -> None:
@@ -327,7 +327,7 @@ def test_a_database_from_newer_software_is_refused_and_left_unchanged(paths: tup
     conn.close()
     before = file_digest(db_path)
 
-    with pytest.raises(StoreSchemaError, match=r"schema version 7.*only knows versions up to 2.*Nothing was changed"):
+    with pytest.raises(StoreSchemaError, match=r"schema version 7.*only knows versions up to 3.*Nothing was changed"):
         SqliteStore.open(db_path, data_dir)
     assert file_digest(db_path) == before
     conn = connect(db_path)

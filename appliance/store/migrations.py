@@ -92,6 +92,11 @@ def _export_bookkeeping(db: Database) -> None:
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "diagnoses table with photo reference and created_at index", _DIAGNOSES_V1),
     Migration(2, "export/sync bookkeeping: exported_at, synced_at, export_ledger", _export_bookkeeping),
+    Migration(
+        3,
+        "photo_pruned_at: when an exported photo was deleted to free space",
+        "ALTER TABLE diagnoses ADD COLUMN photo_pruned_at TEXT;",
+    ),
 )
 
 _LEDGER_SQL = """

@@ -1,0 +1,199 @@
+"""How much of the SD card the log may use: warn, refuse new photos, free space by pruning exported photos.
+
+Only a photo whose diagnosis has been exported (written to a stick and read back there) may be
+deleted, oldest first, and the row keeps a note of it (photo_pruned_at) so an export or the
+history can say "pruned" instead of "missing". The row itself is never deleted. The row is
+marked before the file is removed: a power cut in between leaves a marked photo still on
+disk, which the next prune removes; never an unmarked photo that has vanished.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from appliance.store import StoreError
+from appliance.store.migrations import utc_timestamp
+from appliance.store.photos import fsync_dir, resolve_inside
+from appliance.store.sqlite_store import connect
+
+MIB = 2**20  # the daemon reads storage.*_mb as MiB
+PHOTO_PRUNED_COLUMN = "photo_pruned_at"
+# Migration 3 for appliance/store/migrations.py (see docs/durability.md and the export report).
+PHOTO_PRUNED_MIGRATION_DESCRIPTION = "photo_pruned_at: when an exported photo was deleted to free space"
+PHOTO_PRUNED_MIGRATION_SQL = "ALTER TABLE diagnoses ADD COLUMN photo_pruned_at TEXT;"
+_BATCH = 200
+
+
+class StorageLevel(StrEnum):
+    OK = "ok"
+    WARN = "warn"  # keep working, tell the user to export
+    REFUSE = "refuse"  # no new photos until space is freed
+
+
+@dataclass(frozen=True)
+class StorageStatus:
+    level: StorageLevel
+    free_bytes: int
+    warn_below_bytes: int
+    refuse_below_bytes: int
+
+    @property
+    def message(self) -> str:
+        free = f"{self.free_bytes / MIB:.0f} MB"
+        if self.level is StorageLevel.REFUSE:
+            return (
+                f"Storage full: {free} left, below the {self.refuse_below_bytes / MIB:.0f} MB needed for new photos. "
+                f"Export to a USB stick; exported photos can then be freed."
+            )
+        if self.level is StorageLevel.WARN:
+            return f"Storage almost full: {free} left. Export to a USB stick soon."
+        return f"{free} free"
+
+
+def storage_status(free_bytes: int, storage: Any) -> StorageStatus:
+    """Classify free space against the config's [storage] thresholds (MB = MiB, as the daemon reads them)."""
+    warn, refuse = storage.warn_below_mb * MIB, storage.refuse_below_mb * MIB
+    level = StorageLevel.REFUSE if free_bytes < refuse else StorageLevel.WARN if free_bytes < warn else StorageLevel.OK
+    return StorageStatus(level, int(free_bytes), warn, refuse)
+
+
+@dataclass(frozen=True)
+class PruneReport:
+    pruned: int  # photos deleted in this call
+    freed_bytes: int
+    free_bytes: int  # free space afterwards
+    keep_free_bytes: int
+
+    @property
+    def reached(self) -> bool:
+        return self.free_bytes >= self.keep_free_bytes
+
+
+def has_pruned_column(db_path: Path) -> bool:
+    conn = sqlite3.connect(f"{Path(db_path).resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        return any(row[1] == PHOTO_PRUNED_COLUMN for row in conn.execute("PRAGMA table_info(diagnoses)"))
+    finally:
+        conn.close()
+
+
+def prune_exported_photos(store: Any, keep_free_bytes: int, *, now: datetime | None = None) -> PruneReport:
+    """Delete exported photos, oldest first, until `keep_free_bytes` are free or none is left to delete.
+
+    Unexported photos are never touched. Needs the photo_pruned_at column (store migration 3).
+    """
+    free = store.free_bytes()
+    if free >= keep_free_bytes:
+        return PruneReport(0, 0, free, keep_free_bytes)
+    if not has_pruned_column(store.db_path):
+        raise StoreError(
+            f"Cannot free space: the diagnosis database {store.db_path} has no {PHOTO_PRUNED_COLUMN} column "
+            f"(store migration 3 is missing from this software). Nothing was deleted."
+        )
+    stamp = utc_timestamp(now or datetime.now(UTC))
+    data_dir = Path(store.data_dir)
+    pruned = freed = 0
+    conn = connect(store.db_path)
+    try:
+        _finish_interrupted(conn, data_dir)
+        free = store.free_bytes()
+        while free < keep_free_bytes:
+            batch = _mark_batch(conn, data_dir, keep_free_bytes - free, stamp)
+            if not batch:
+                break
+            freed += _delete(data_dir, batch)
+            pruned += len(batch)
+            free = store.free_bytes()
+    except sqlite3.Error as exc:
+        raise StoreError(
+            f"Could not record pruned photos in {store.db_path}: {exc}. Unexported photos are untouched."
+        ) from exc
+    finally:
+        conn.close()
+    return PruneReport(pruned, freed, free, keep_free_bytes)
+
+
+def _mark_batch(conn: sqlite3.Connection, data_dir: Path, wanted: int, stamp: str) -> list[str]:
+    """Mark (and commit) the oldest exported photos that together free about `wanted` bytes."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        rows = conn.execute(
+            f"SELECT id, photo_path FROM diagnoses WHERE exported_at IS NOT NULL AND {PHOTO_PRUNED_COLUMN} IS NULL "
+            f"ORDER BY rowid LIMIT {_BATCH}"
+        ).fetchall()
+        chosen: list[tuple[str, str]] = []
+        total = 0
+        for rid, rel in rows:
+            chosen.append((rid, rel))
+            total += _size(data_dir, rel)
+            if total >= wanted:
+                break
+        conn.executemany(
+            f"UPDATE diagnoses SET {PHOTO_PRUNED_COLUMN} = ? WHERE id = ? AND exported_at IS NOT NULL",
+            [(stamp, rid) for rid, _ in chosen],
+        )
+        conn.execute("COMMIT")
+    except BaseException:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
+        raise
+    return [rel for _, rel in chosen]
+
+
+def _finish_interrupted(conn: sqlite3.Connection, data_dir: Path) -> None:
+    """Photos marked pruned whose file is still there: a power cut between marking and deleting."""
+    leftovers = [
+        rel
+        for (rel,) in conn.execute(f"SELECT photo_path FROM diagnoses WHERE {PHOTO_PRUNED_COLUMN} IS NOT NULL")
+        if _exists(data_dir, rel)
+    ]
+    _delete(data_dir, leftovers)
+
+
+def _size(data_dir: Path, rel: str) -> int:
+    try:
+        return os.stat(resolve_inside(data_dir, rel), follow_symlinks=False).st_size
+    except (OSError, ValueError):
+        return 0
+
+
+def _exists(data_dir: Path, rel: str) -> bool:
+    try:
+        return os.path.lexists(resolve_inside(data_dir, rel))
+    except ValueError:
+        return False
+
+
+def _delete(data_dir: Path, rels: list[str]) -> int:
+    freed = 0
+    folders: set[Path] = set()
+    for rel in rels:
+        try:
+            path = resolve_inside(data_dir, rel)
+            size = os.stat(path, follow_symlinks=False).st_size
+            path.unlink()
+        except (OSError, ValueError):
+            continue
+        freed += size
+        folders.add(path.parent)
+    for folder in folders:
+        with contextlib.suppress(OSError):
+            fsync_dir(folder)
+    return freed
+
+
+def make_room(store: Any, cfg: Any) -> PruneReport | None:
+    """What the daemon calls after an export or when space runs low: prune up to storage.warn_below_mb free."""
+    if not cfg.export.prune_exported_photos:
+        return None
+    keep = cfg.storage.warn_below_mb * MIB
+    if store.free_bytes() >= keep:
+        return None
+    return prune_exported_photos(store, keep)
