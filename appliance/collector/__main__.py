@@ -1,0 +1,5 @@
+import sys
+
+from appliance.collector.cli import main
+
+sys.exit(main())

@@ -1,0 +1,288 @@
+"""The collector's HTTP API and page as one small WSGI application (no framework: a handful of routes).
+
+Order of checks on a batch: token (401), the device's request budget (429 + Retry-After),
+size (413 + the limit, before the body is read), JSON and records (400 naming each refused
+record), then one transaction. Every API reply carries `Server-Timing: app;dur=<ms>`, the
+collector's own time, which the load test reports.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qs
+
+from appliance.collector import protocol
+from appliance.collector.db import CollectorDB, DatabaseUnavailable, ForeignIds
+from appliance.collector.page import csv_stream, render_page
+from appliance.collector.ratelimit import RateLimiter
+from appliance.collector.records import BadBatch, parse_batch
+
+log = logging.getLogger("appliance.collector")
+
+StartResponse = Callable[..., Any]
+Headers = list[tuple[str, str]]
+
+_PHOTO = re.compile(r"/photos/([0-9a-fA-F-]{36})/(thumbnail|photo)\.jpg")
+_PAGE_HEADERS: Headers = [
+    (
+        "Content-Security-Policy",
+        "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; frame-ancestors 'none'",
+    ),
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "no-referrer"),
+]
+_RETRY_DB_S = 30
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_request_bytes: int = protocol.DEFAULT_MAX_REQUEST_BYTES
+    rate_per_minute: float = 120.0
+    burst: int = 30
+    page_days: int = 30
+    page_latest: int = 50
+
+
+class _Reply(Exception):
+    """A finished response raised from deep in a handler (errors mostly)."""
+
+    def __init__(self, status: str, body: dict[str, Any], headers: Headers | None = None) -> None:
+        super().__init__(status)
+        self.status = status
+        self.body = body
+        self.headers = headers or []
+
+
+class CollectorApp:
+    def __init__(self, db: CollectorDB, limits: Limits | None = None) -> None:
+        self.db = db
+        self.limits = limits or Limits()
+        self.rate = RateLimiter(self.limits.rate_per_minute, self.limits.burst)
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        started = time.perf_counter()
+        method = environ.get("REQUEST_METHOD", "GET")
+        path = environ.get("PATH_INFO", "") or "/"
+        try:
+            if path.startswith("/api/"):
+                return self._api(environ, start_response, method, path, started)
+            return self._page(environ, start_response, method, path)
+        except Exception:
+            log.exception("unexpected error on %s %s", method, path)
+            return _json(start_response, "500 Internal Server Error", {"error": "internal error (see the log)"})
+
+    # ---- API -----------------------------------------------------------------------------
+
+    def _api(
+        self, environ: dict[str, Any], start_response: StartResponse, method: str, path: str, started: float
+    ) -> Iterable[bytes]:
+        try:
+            if path == protocol.API_PATH:
+                _allow(method, "POST")
+                status, body = self._receive(environ)
+            elif path == protocol.WHOAMI_PATH:
+                _allow(method, "GET", "HEAD")
+                device = self._authenticate(environ)
+                status, body = (
+                    "200 OK",
+                    {
+                        "device_id": device,
+                        "max_request_bytes": self.limits.max_request_bytes,
+                        "max_records": protocol.MAX_RECORDS_PER_BATCH,
+                    },
+                )
+            else:
+                raise _Reply("404 Not Found", {"error": f"no API at {path}"})
+            headers: Headers = []
+        except _Reply as reply:
+            status, body, headers = reply.status, reply.body, reply.headers
+        except DatabaseUnavailable as exc:
+            log.error("database unavailable: %s", exc)
+            status, body = "503 Service Unavailable", {"error": "the database is unavailable; retry later"}
+            headers = [("Retry-After", str(_RETRY_DB_S))]
+        elapsed = (time.perf_counter() - started) * 1000.0
+        headers.append(("Server-Timing", f"app;dur={elapsed:.1f}"))
+        return _json(start_response, status, body, headers)
+
+    def _authenticate(self, environ: dict[str, Any]) -> str:
+        scheme, _, token = environ.get("HTTP_AUTHORIZATION", "").partition(" ")
+        challenge = [("WWW-Authenticate", 'Bearer realm="leaf-collector"')]
+        if scheme.lower() != "bearer" or not token.strip():
+            raise _Reply(
+                "401 Unauthorized", {"error": "send the device's token as 'Authorization: Bearer ...'"}, challenge
+            )
+        device = self.db.device_for_token(token.strip())
+        if device is None:
+            raise _Reply("401 Unauthorized", {"error": "unknown or revoked token"}, challenge)
+        wait = self.rate.take(device)
+        if wait:
+            raise _Reply(
+                "429 Too Many Requests",
+                {"error": f"too many requests from {device}; retry in {wait:.0f} s"},
+                [("Retry-After", f"{wait:.0f}")],
+            )
+        return device
+
+    def _receive(self, environ: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        device = self._authenticate(environ)
+        body = self._body(environ)
+        try:
+            records, errors = parse_batch(body, device)
+        except BadBatch as exc:
+            raise _Reply("400 Bad Request", {"error": str(exc)}) from None
+        if errors:
+            log.warning(
+                "%s: refused a batch: %d of %d records invalid", device, len(errors), len(errors) + len(records)
+            )
+            raise _Reply(
+                "400 Bad Request",
+                {
+                    "error": f"{len(errors)} of {len(errors) + len(records)} records refused; nothing was stored",
+                    "errors": [e.to_json() for e in errors],
+                },
+            )
+        try:
+            result = self.db.store_batch(device, records)
+        except ForeignIds as exc:
+            raise _Reply(
+                "400 Bad Request",
+                {"error": f"{exc}; nothing was stored", "errors": [e.to_json() for e in exc.errors]},
+            ) from None
+        log.info("%s: %d records, %d stored, %d duplicates", device, len(records), result.stored, result.duplicates)
+        return "200 OK", {
+            "results": [{"id": rid, "status": status} for rid, status in result.statuses],
+            "stored": result.stored,
+            "duplicates": result.duplicates,
+        }
+
+    def _body(self, environ: dict[str, Any]) -> bytes:
+        limit = self.limits.max_request_bytes
+        raw_length = environ.get("CONTENT_LENGTH") or ""
+        if not raw_length.isdigit():
+            raise _Reply("411 Length Required", {"error": "send a Content-Length header"})
+        length = int(raw_length)
+        if length > limit:
+            raise _Reply(
+                "413 Content Too Large",
+                {
+                    "error": f"the batch is {length} bytes; at most {limit} are taken: send fewer records",
+                    "max_bytes": limit,
+                },
+            )
+        body = environ["wsgi.input"].read(length)
+        if len(body) != length:
+            raise _Reply("400 Bad Request", {"error": "the body ended before Content-Length bytes"})
+        return body
+
+    # ---- the page -----------------------------------------------------------------------
+
+    def _page(self, environ: dict[str, Any], start_response: StartResponse, method: str, path: str) -> Iterable[bytes]:
+        if method not in ("GET", "HEAD"):
+            return _json(start_response, "405 Method Not Allowed", {"error": "read-only"}, [("Allow", "GET, HEAD")])
+        try:
+            if path == "/":
+                return self._overview(environ, start_response)
+            if path == protocol.HEALTH_PATH:
+                self.db.ping()
+                return _json(start_response, "200 OK", {"status": "ok"})
+            if path == "/diagnoses.csv":
+                return self._csv(start_response)
+            match = _PHOTO.fullmatch(path)
+            if match:
+                return self._photo(start_response, match.group(1), match.group(2))
+        except DatabaseUnavailable as exc:
+            log.error("database unavailable: %s", exc)
+            return _text(start_response, "503 Service Unavailable", "The database is unavailable; try again shortly.\n")
+        return _text(start_response, "404 Not Found", "Not found.\n")
+
+    def _overview(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        query = parse_qs(environ.get("QUERY_STRING", ""))
+        days = self.limits.page_days
+        if query.get("days", [""])[0].isdigit():
+            days = max(1, min(3660, int(query["days"][0])))
+        html = render_page(self.db.overview(days), self.db.latest(self.limits.page_latest), days=days, now=_now())
+        data = html.encode("utf-8")
+        headers = [("Content-Type", "text/html; charset=utf-8"), ("Cache-Control", "no-store"), *_PAGE_HEADERS]
+        start_response("200 OK", [*headers, ("Content-Length", str(len(data)))])
+        return [data]
+
+    def _csv(self, start_response: StartResponse) -> Iterable[bytes]:
+        rows = self.db.csv_rows()
+        first = next(rows, None)  # a database failure shows here, while a status can still be sent
+        name = f"leaf-diagnoses-{_now():%Y%m%d-%H%M}.csv"
+        start_response(
+            "200 OK",
+            [
+                ("Content-Type", "text/csv; charset=utf-8"),
+                ("Content-Disposition", f'attachment; filename="{name}"'),
+                ("Cache-Control", "no-store"),
+                *_PAGE_HEADERS,
+            ],
+        )
+        return csv_stream(_chain(first, rows))
+
+    def _photo(self, start_response: StartResponse, raw_id: str, kind: str) -> Iterable[bytes]:
+        try:
+            diagnosis_id = uuid.UUID(raw_id)
+        except ValueError:
+            return _text(start_response, "404 Not Found", "Not found.\n")
+        data = self.db.photo(diagnosis_id, "thumbnail" if kind == "thumbnail" else "full")
+        if data is None:
+            return _text(start_response, "404 Not Found", "No such photo.\n")
+        start_response(
+            "200 OK",
+            [
+                ("Content-Type", "image/jpeg"),
+                ("Content-Length", str(len(data))),
+                ("Cache-Control", "private, max-age=86400, immutable"),
+                *_PAGE_HEADERS,
+            ],
+        )
+        return [data]
+
+
+def _chain(first: tuple[Any, ...] | None, rest: Iterable[tuple[Any, ...]]) -> Iterable[tuple[Any, ...]]:
+    if first is not None:
+        yield first
+        yield from rest
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _allow(method: str, *allowed: str) -> None:
+    if method not in allowed:
+        raise _Reply(
+            "405 Method Not Allowed", {"error": f"use {' or '.join(allowed)}"}, [("Allow", ", ".join(allowed))]
+        )
+
+
+def _json(
+    start_response: StartResponse, status: str, body: dict[str, Any], headers: Headers | None = None
+) -> list[bytes]:
+    data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    start_response(
+        status,
+        [
+            ("Content-Type", "application/json"),
+            ("Content-Length", str(len(data))),
+            ("Cache-Control", "no-store"),
+            *(headers or []),
+        ],
+    )
+    return [data]
+
+
+def _text(start_response: StartResponse, status: str, text: str) -> list[bytes]:
+    data = text.encode("utf-8")
+    start_response(status, [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(data)))])
+    return [data]

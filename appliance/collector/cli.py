@@ -1,0 +1,151 @@
+"""`leaf-collector`: serve the fleet API and page, apply migrations, manage device tokens, run the load test.
+
+The database is named by --dsn or $LEAF_COLLECTOR_DSN (a libpq connection string or URI); the
+environment keeps a password out of the process list. libpq's own PG* variables work too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from appliance import __version__
+from appliance.collector import protocol
+from appliance.errors import ApplianceError
+
+DSN_ENV = "LEAF_COLLECTOR_DSN"
+
+
+def _dsn(args: argparse.Namespace) -> str:
+    dsn = args.dsn if args.dsn is not None else os.environ.get(DSN_ENV, "")
+    if not dsn and not os.environ.get("PGHOST") and not os.environ.get("PGDATABASE"):
+        raise ApplianceError(
+            f"no database given: pass --dsn 'postgresql://USER:PASSWORD@HOST/DBNAME' or set {DSN_ENV} "
+            f"(or libpq's PGHOST/PGDATABASE)"
+        )
+    return dsn
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from appliance.collector.app import Limits
+    from appliance.collector.server import ServeOptions, parse_listen, serve
+
+    host, port = parse_listen(args.listen)
+    limits = Limits(
+        max_request_bytes=int(args.max_request_mb * 1024 * 1024),
+        rate_per_minute=args.rate_per_minute,
+        burst=args.burst,
+    )
+    serve(ServeOptions(dsn=_dsn(args), host=host, port=port, threads=args.threads, limits=limits))
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from appliance.collector.db import migrate
+    from appliance.collector.migrations import latest_version
+
+    applied = migrate(_dsn(args))
+    if applied:
+        print(f"applied migrations {', '.join(map(str, applied))}; schema is at version {latest_version()}")
+    else:
+        print(f"schema already at version {latest_version()}; nothing to do")
+    return 0
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    from appliance.collector import tokens
+    from appliance.collector.db import connect, migrate
+
+    dsn = _dsn(args)
+    migrate(dsn)
+    with connect(dsn) as conn:
+        if args.token_command == "issue":
+            token, replaced = tokens.issue(conn, args.device_id)
+            print(token)
+            note = f"; the previous token of {args.device_id} no longer works" if replaced else ""
+            print(
+                f"token for {args.device_id} (shown once{note}). On the device, as root:\n"
+                f"  install -m 600 -o leaf-appliance -g leaf-appliance /dev/stdin \\\n"
+                f"      /var/lib/leaf-appliance/sync.token      # paste the token, Enter, Ctrl-D\n"
+                f'and set [device] id = "{args.device_id}" and [sync] enabled/url in its config.',
+                file=sys.stderr,
+            )
+            return 0
+        if args.token_command == "revoke":
+            if tokens.revoke(conn, args.device_id):
+                print(f"revoked the token of {args.device_id}; its requests are refused from now on")
+                return 0
+            print(f"{args.device_id} has no active token (unknown device, or already revoked)", file=sys.stderr)
+            return 1
+        rows = tokens.list_devices(conn)
+        if not rows:
+            print("no devices yet: leaf-collector token issue DEVICE_ID")
+            return 0
+        width = max(len("DEVICE"), *(len(r.device_id) for r in rows))
+        print(f"{'DEVICE':<{width}}  {'TOKEN':<7}  {'ISSUED (UTC)':<16}  {'LAST SEEN (UTC)':<16}  RECORDS")
+        for r in rows:
+            seen = f"{r.last_seen_at:%Y-%m-%d %H:%M}" if r.last_seen_at else "never"
+            state = "active" if r.active else "revoked"
+            print(f"{r.device_id:<{width}}  {state:<7}  {r.issued_at:%Y-%m-%d %H:%M}  {seen:<16}  {r.records}")
+        return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="leaf-collector", description="Fleet collector for leaf appliances.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def with_dsn(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--dsn", help=f"PostgreSQL connection string or URI (default: ${DSN_ENV})")
+        return p
+
+    serve = with_dsn(sub.add_parser("serve", help="serve the device API and the agronomist's page"))
+    serve.add_argument("--listen", default="127.0.0.1:8080", help="HOST:PORT (default 127.0.0.1:8080)")
+    serve.add_argument("--threads", type=int, default=8, help="worker threads = database connections (default 8)")
+    serve.add_argument(
+        "--max-request-mb",
+        type=float,
+        default=protocol.DEFAULT_MAX_REQUEST_BYTES / 1024 / 1024,
+        help="largest batch in MiB (default 16)",
+    )
+    serve.add_argument("--rate-per-minute", type=float, default=120.0, help="requests a minute per device (120)")
+    serve.add_argument("--burst", type=int, default=30, help="requests a device may send at once (30)")
+    serve.set_defaults(func=cmd_serve)
+
+    migrate = with_dsn(sub.add_parser("migrate", help="create or update the database schema"))
+    migrate.set_defaults(func=cmd_migrate)
+
+    token = sub.add_parser("token", help="issue, revoke and list device tokens")
+    token_sub = token.add_subparsers(dest="token_command", required=True, metavar="ACTION")
+    issue = with_dsn(token_sub.add_parser("issue", help="make a new token for a device (prints it once)"))
+    issue.add_argument("device_id")
+    revoke = with_dsn(token_sub.add_parser("revoke", help="stop a device's token working"))
+    revoke.add_argument("device_id")
+    with_dsn(token_sub.add_parser("list", help="devices, token state, last contact, records"))
+    token.set_defaults(func=cmd_token)
+
+    sub.add_parser("loadtest", help="benchmark: many simulated devices at once (leaf-collector loadtest --help)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["loadtest"]:  # its own parser (argparse's REMAINDER would swallow no leading option)
+        from appliance.collector.loadtest import main as loadtest_main
+
+        return loadtest_main(argv[1:])
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args))
+    except ApplianceError as exc:
+        print(f"leaf-collector: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,380 @@
+"""The collector's database: a psycopg 3 connection pool and the few queries the API and the page need.
+
+Storing a batch is one transaction: INSERT ... ON CONFLICT (id) DO NOTHING makes a replayed
+batch change nothing, and concurrent copies of the same batch (a device retrying while its
+first request is still running) wait on each other's rows instead of duplicating them.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from appliance.collector import migrations, protocol, tokens
+from appliance.collector.records import RecordError, ValidRecord
+from appliance.errors import ApplianceError
+
+if TYPE_CHECKING:
+    import psycopg
+    from psycopg_pool import ConnectionPool
+
+
+class DatabaseUnavailable(ApplianceError):
+    """PostgreSQL cannot be reached or failed; the request can be retried later."""
+
+
+class ForeignIds(Exception):
+    """Some ids of a batch are already stored for another device: the batch was rolled back."""
+
+    def __init__(self, errors: list[RecordError]) -> None:
+        super().__init__(f"{len(errors)} id(s) belong to another device")
+        self.errors = errors
+
+
+_INSERT_DIAGNOSES = """
+INSERT INTO diagnoses (id, device_id, created_at, model_version, model_sha256, verdict, reason, top1_slug,
+                       top1_probability, crop, condition, topk, quality, latency, photo_sha256, photo_bytes, extra)
+SELECT u.id, %(device_id)s, u.created_at, u.model_version, u.model_sha256, u.verdict, u.reason, u.top1_slug,
+       u.top1_probability, u.crop, u.condition, u.topk::jsonb, u.quality::jsonb, u.latency::jsonb,
+       u.photo_sha256, u.photo_bytes, u.extra::jsonb
+FROM unnest(%(id)s::uuid[], %(created_at)s::timestamptz[], %(model_version)s::text[], %(model_sha256)s::text[],
+            %(verdict)s::text[], %(reason)s::text[], %(top1_slug)s::text[], %(top1_probability)s::float8[],
+            %(crop)s::text[], %(condition)s::text[], %(topk)s::text[], %(quality)s::text[], %(latency)s::text[],
+            %(photo_sha256)s::text[], %(photo_bytes)s::int8[], %(extra)s::text[])
+     AS u(id, created_at, model_version, model_sha256, verdict, reason, top1_slug, top1_probability, crop,
+          condition, topk, quality, latency, photo_sha256, photo_bytes, extra)
+ON CONFLICT (id) DO NOTHING
+RETURNING id
+"""
+
+_INSERT_PHOTOS = """
+INSERT INTO photos (diagnosis_id, kind, jpeg, sha256)
+SELECT * FROM unnest(%s::uuid[], %s::text[], %b::bytea[], %s::text[])
+ON CONFLICT (diagnosis_id, kind) DO NOTHING
+"""
+
+_COLUMNS = (
+    "id",
+    "created_at",
+    "model_version",
+    "model_sha256",
+    "verdict",
+    "reason",
+    "top1_slug",
+    "top1_probability",
+    "crop",
+    "condition",
+    "topk",
+    "quality",
+    "latency",
+    "photo_sha256",
+    "photo_bytes",
+    "extra",
+)
+
+
+@dataclass(frozen=True)
+class Stored:
+    statuses: list[tuple[str, str]]  # (id, "stored" | "duplicate") in request order
+
+    @property
+    def stored(self) -> int:
+        return sum(1 for _, s in self.statuses if s == protocol.STORED)
+
+    @property
+    def duplicates(self) -> int:
+        return sum(1 for _, s in self.statuses if s == protocol.DUPLICATE)
+
+
+_MISSING = "the collector needs psycopg 3 and psycopg-pool: pip install 'leaf-appliance[collector]'"
+
+
+def _psycopg():  # type: ignore[no-untyped-def]
+    try:
+        import psycopg
+    except ImportError:
+        raise ApplianceError(_MISSING) from None
+    return psycopg
+
+
+def connect(dsn: str, **kwargs: Any) -> psycopg.Connection:
+    """One plain connection (CLI commands); autocommit so each `with conn.transaction()` is the unit."""
+    psycopg = _psycopg()
+    try:
+        return psycopg.connect(dsn, autocommit=True, connect_timeout=10, **kwargs)
+    except psycopg.OperationalError as exc:
+        raise DatabaseUnavailable(f"cannot connect to PostgreSQL ({_where(dsn)}): {_first_line(exc)}") from None
+
+
+def open_pool(dsn: str, size: int = 8) -> ConnectionPool:
+    """A pool that checks each connection before lending it, so a PostgreSQL restart costs no failed request."""
+    _psycopg()
+    try:
+        from psycopg_pool import ConnectionPool
+    except ImportError:
+        raise ApplianceError(_MISSING) from None
+    pool = ConnectionPool(
+        dsn,
+        min_size=1,
+        max_size=size,
+        kwargs={"autocommit": True, "connect_timeout": 10},
+        check=ConnectionPool.check_connection,
+        open=False,
+        name="leaf-collector",
+    )
+    try:
+        pool.open(wait=True, timeout=15)
+    except Exception as exc:
+        pool.close()
+        raise DatabaseUnavailable(f"cannot connect to PostgreSQL ({_where(dsn)}): {_first_line(exc)}") from None
+    return pool
+
+
+class CollectorDB:
+    """The queries, each borrowing a pooled connection; psycopg errors become DatabaseUnavailable."""
+
+    def __init__(self, pool: ConnectionPool, *, pool_timeout_s: float = 3.0) -> None:
+        # Each server thread holds at most one connection and the pool has one per thread, so a
+        # wait here means PostgreSQL is down or refusing: answer 503 soon rather than hang.
+        self.pool = pool
+        self.pool_timeout_s = pool_timeout_s
+
+    def close(self) -> None:
+        self.pool.close()
+
+    def _conn(self):  # type: ignore[no-untyped-def]
+        return self.pool.connection(timeout=self.pool_timeout_s)
+
+    def _run(self, fn, *args: Any) -> Any:  # type: ignore[no-untyped-def]
+        import psycopg
+        from psycopg_pool import PoolTimeout
+
+        try:
+            with self._conn() as conn:
+                return fn(conn, *args)
+        except PoolTimeout:
+            raise DatabaseUnavailable(
+                f"no database connection within {self.pool_timeout_s:g} s (PostgreSQL down or overloaded)"
+            ) from None
+        except psycopg.OperationalError as exc:
+            raise DatabaseUnavailable(f"PostgreSQL failed: {_first_line(exc)}") from None
+
+    # ---- the API -------------------------------------------------------------------------
+
+    def ping(self) -> None:
+        self._run(lambda conn: conn.execute("SELECT 1").fetchone())
+
+    def device_for_token(self, token: str) -> str | None:
+        return self._run(tokens.device_for, token)
+
+    def store_batch(self, device_id: str, records: list[ValidRecord]) -> Stored:
+        """Store what is new, in one transaction; one status per record, in request order."""
+        return self._run(_store_batch, device_id, records)
+
+    # ---- the page ------------------------------------------------------------------------
+
+    def overview(self, days: int) -> dict[str, Any]:
+        return self._run(_overview, days)
+
+    def latest(self, limit: int) -> list[dict[str, Any]]:
+        return self._run(_latest, limit)
+
+    def photo(self, diagnosis_id: uuid.UUID, kind: str) -> bytes | None:
+        def fetch(conn: psycopg.Connection) -> bytes | None:
+            row = conn.execute(
+                "SELECT jpeg FROM photos WHERE diagnosis_id = %s AND kind = %s", (diagnosis_id, kind)
+            ).fetchone()
+            return bytes(row[0]) if row else None
+
+        return self._run(fetch)
+
+    def csv_rows(self, batch: int = 2000) -> Iterator[tuple[Any, ...]]:
+        """Every diagnosis, oldest first, streamed with a server-side cursor (the table may be large)."""
+        import psycopg
+
+        try:
+            with self._conn() as conn, conn.transaction(), conn.cursor(name="leaf_csv") as cur:
+                cur.itersize = batch
+                cur.execute(CSV_QUERY)
+                yield from cur
+        except psycopg.OperationalError as exc:
+            raise DatabaseUnavailable(f"PostgreSQL failed: {_first_line(exc)}") from None
+
+
+CSV_COLUMNS = (
+    "id",
+    "created_at",
+    "received_at",
+    "device_id",
+    "verdict",
+    "reason",
+    "crop",
+    "condition",
+    "top1_slug",
+    "top1_probability",
+    "model_version",
+    "model_sha256",
+    "photo_sha256",
+    "has_thumbnail",
+    "has_photo",
+)
+
+CSV_QUERY = """
+SELECT d.id, d.created_at, d.received_at, d.device_id, d.verdict, d.reason, d.crop, d.condition, d.top1_slug,
+       d.top1_probability, d.model_version, d.model_sha256, d.photo_sha256,
+       EXISTS (SELECT 1 FROM photos p WHERE p.diagnosis_id = d.id AND p.kind = 'thumbnail'),
+       EXISTS (SELECT 1 FROM photos p WHERE p.diagnosis_id = d.id AND p.kind = 'full')
+FROM diagnoses d ORDER BY d.created_at, d.id
+"""
+
+
+def _store_batch(conn: psycopg.Connection, device_id: str, records: list[ValidRecord]) -> Stored:
+    first: dict[uuid.UUID, ValidRecord] = {}
+    for record in records:
+        first.setdefault(record.id, record)  # an id twice in one batch is stored once, acknowledged twice
+    unique = list(first.values())
+    columns: dict[str, list[Any]] = {name: [getattr(r, name) for r in unique] for name in _COLUMNS}
+    new: set[uuid.UUID] = set()
+    with conn.transaction():
+        if unique:
+            rows = conn.execute(_INSERT_DIAGNOSES, {"device_id": device_id, **columns}).fetchall()
+            new = {row[0] for row in rows}
+            others = [r.id for r in unique if r.id not in new]
+            if others:
+                _refuse_foreign(conn, device_id, others, records)
+            _store_photos(conn, [r for r in unique if r.id in new])
+        conn.execute("UPDATE devices SET last_seen_at = now() WHERE device_id = %s", (device_id,))
+    statuses = []
+    acknowledged: set[uuid.UUID] = set()
+    for record in records:
+        fresh = record.id in new and record.id not in acknowledged
+        acknowledged.add(record.id)
+        statuses.append((record.sent_id, protocol.STORED if fresh else protocol.DUPLICATE))
+    return Stored(statuses)
+
+
+def _refuse_foreign(conn: psycopg.Connection, device_id: str, ids: list[uuid.UUID], records: list[ValidRecord]) -> None:
+    rows = conn.execute("SELECT id, device_id FROM diagnoses WHERE id = ANY(%s)", (ids,)).fetchall()
+    foreign = {rid for rid, owner in rows if owner != device_id}
+    if foreign:
+        errors = [
+            RecordError(index, r.sent_id, "this id is already stored for another device")
+            for index, r in enumerate(records)
+            if r.id in foreign
+        ]
+        raise ForeignIds(errors)  # leaving the transaction block rolls the whole batch back
+
+
+def _store_photos(conn: psycopg.Connection, records: list[ValidRecord]) -> None:
+    ids: list[uuid.UUID] = []
+    kinds: list[str] = []
+    blobs: list[bytes] = []
+    sums: list[str] = []
+    for record in records:
+        for kind, data in (("thumbnail", record.thumbnail), ("full", record.photo)):
+            if data is not None:
+                ids.append(record.id)
+                kinds.append(kind)
+                blobs.append(data)
+                sums.append(protocol.sha256_hex(data))
+    if ids:
+        conn.execute(_INSERT_PHOTOS, (ids, kinds, blobs, sums))
+
+
+def _overview(conn: psycopg.Connection, days: int) -> dict[str, Any]:
+    totals = conn.execute(
+        """
+        SELECT count(*), count(*) FILTER (WHERE verdict = 'diagnosis'), count(*) FILTER (WHERE verdict = 'retake'),
+               count(DISTINCT device_id), max(received_at)
+        FROM diagnoses
+        """
+    ).fetchone()
+    assert totals is not None
+    by_crop = conn.execute(
+        """
+        SELECT crop, count(*) FROM diagnoses WHERE verdict = 'diagnosis' GROUP BY crop ORDER BY count(*) DESC, crop
+        """
+    ).fetchall()
+    by_condition = conn.execute(
+        """
+        SELECT crop, condition, count(*) FROM diagnoses WHERE verdict = 'diagnosis'
+        GROUP BY crop, condition ORDER BY count(*) DESC, crop, condition
+        """
+    ).fetchall()
+    by_device = conn.execute(
+        """
+        SELECT v.device_id, count(d.id), count(d.id) FILTER (WHERE d.verdict = 'retake'), max(d.created_at),
+               v.last_seen_at, v.revoked_at IS NULL
+        FROM devices v LEFT JOIN diagnoses d ON d.device_id = v.device_id
+        GROUP BY v.device_id, v.last_seen_at, v.revoked_at ORDER BY v.device_id
+        """
+    ).fetchall()
+    by_day = conn.execute(
+        """
+        SELECT (created_at AT TIME ZONE 'UTC')::date AS day, count(*),
+               count(*) FILTER (WHERE verdict = 'retake')
+        FROM diagnoses WHERE created_at >= now() - make_interval(days => %s)
+        GROUP BY day ORDER BY day DESC
+        """,
+        (days,),
+    ).fetchall()
+    return {
+        "total": totals[0],
+        "diagnosed": totals[1],
+        "retakes": totals[2],
+        "devices": totals[3],
+        "last_received": totals[4],
+        "by_crop": by_crop,
+        "by_condition": by_condition,
+        "by_device": by_device,
+        "by_day": by_day,
+    }
+
+
+def _latest(conn: psycopg.Connection, limit: int) -> list[dict[str, Any]]:
+    cur = conn.execute(
+        """
+        SELECT d.id, d.created_at, d.device_id, d.verdict, d.reason, d.crop, d.condition, d.top1_probability,
+               EXISTS (SELECT 1 FROM photos p WHERE p.diagnosis_id = d.id AND p.kind = 'thumbnail') AS has_thumbnail
+        FROM diagnoses d ORDER BY d.created_at DESC, d.id LIMIT %s
+        """,
+        (limit,),
+    )
+    names = [c.name for c in cur.description or []]
+    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+
+def migrate(dsn: str) -> list[int]:
+    with connect(dsn) as conn:
+        return migrations.migrate(conn)
+
+
+def _where(dsn: str) -> str:
+    """The DSN without its password, for messages."""
+    try:
+        from psycopg.conninfo import conninfo_to_dict
+
+        parts = conninfo_to_dict(dsn)
+    except Exception:
+        return "the given --dsn"
+    host = parts.get("host") or "local socket"
+    return f"host={host} port={parts.get('port') or 5432} dbname={parts.get('dbname') or '(default)'}"
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+__all__ = [
+    "CSV_COLUMNS",
+    "CollectorDB",
+    "DatabaseUnavailable",
+    "ForeignIds",
+    "Stored",
+    "connect",
+    "migrate",
+    "open_pool",
+]

@@ -1,0 +1,131 @@
+"""The collector's PostgreSQL schema as numbered migrations, each applied once in its own transaction.
+
+`leaf-collector migrate` and `serve` both call `migrate`; a transaction-level advisory lock
+makes two collectors starting at once apply each step exactly once. A database whose schema
+is newer than this code is refused: an older collector must not write rows a newer one misreads.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, NamedTuple
+
+from appliance.errors import ApplianceError
+
+if TYPE_CHECKING:
+    import psycopg
+
+LOCK_KEY = 0x1EAF_C011  # pg_advisory_xact_lock key shared by every collector
+
+
+class CollectorSchemaError(ApplianceError):
+    """The database's schema cannot be used by this collector; the message says what to do."""
+
+
+class Migration(NamedTuple):
+    number: int
+    description: str
+    sql: str
+
+
+_V1 = """
+CREATE TABLE devices (
+    device_id text PRIMARY KEY CHECK (device_id ~ '^[A-Za-z0-9._-]{1,64}$'),
+    token_sha256 text UNIQUE,
+    issued_at timestamptz NOT NULL,
+    revoked_at timestamptz,
+    last_seen_at timestamptz
+);
+
+CREATE TABLE diagnoses (
+    id uuid PRIMARY KEY,
+    device_id text NOT NULL REFERENCES devices (device_id),
+    created_at timestamptz NOT NULL,
+    received_at timestamptz NOT NULL DEFAULT now(),
+    model_version text NOT NULL,
+    model_sha256 text NOT NULL,
+    verdict text NOT NULL CHECK (verdict IN ('diagnosis', 'retake')),
+    reason text,
+    top1_slug text,
+    top1_probability double precision,
+    crop text NOT NULL DEFAULT '',
+    condition text NOT NULL DEFAULT '',
+    topk jsonb NOT NULL,
+    quality jsonb NOT NULL,
+    latency jsonb NOT NULL,
+    photo_sha256 text NOT NULL DEFAULT '',
+    photo_bytes bigint,
+    extra jsonb
+);
+CREATE INDEX diagnoses_created_at ON diagnoses (created_at DESC);
+CREATE INDEX diagnoses_device_created_at ON diagnoses (device_id, created_at DESC);
+
+CREATE TABLE photos (
+    diagnosis_id uuid NOT NULL REFERENCES diagnoses (id) ON DELETE CASCADE,
+    kind text NOT NULL CHECK (kind IN ('thumbnail', 'full')),
+    jpeg bytea NOT NULL,
+    sha256 text NOT NULL,
+    PRIMARY KEY (diagnosis_id, kind)
+);
+-- JPEG does not compress: skip TOAST's compression attempt, store out of line as is.
+ALTER TABLE photos ALTER COLUMN jpeg SET STORAGE EXTERNAL;
+"""
+
+MIGRATIONS: tuple[Migration, ...] = (Migration(1, "devices, diagnoses and photos", _V1),)
+
+_LEDGER = """
+CREATE TABLE IF NOT EXISTS collector_schema_migrations (
+    version integer PRIMARY KEY,
+    description text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+)
+"""
+
+
+def latest_version() -> int:
+    return MIGRATIONS[-1].number
+
+
+def current_version(conn: psycopg.Connection) -> int:
+    row = conn.execute("SELECT to_regclass('collector_schema_migrations') IS NOT NULL").fetchone()
+    if not row or not row[0]:
+        return 0
+    row = conn.execute("SELECT coalesce(max(version), 0) FROM collector_schema_migrations").fetchone()
+    return int(row[0]) if row else 0
+
+
+def migrate(conn: psycopg.Connection) -> list[int]:
+    """Apply what is missing; returns the numbers applied (empty when the schema is current)."""
+    applied: list[int] = []
+    for migration in MIGRATIONS:
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
+            conn.execute(_LEDGER)
+            version = current_version(conn)
+            refuse_if_newer(version)
+            if version >= migration.number:
+                continue
+            conn.execute(migration.sql)  # type: ignore[arg-type]  # trusted, constant SQL
+            conn.execute(
+                "INSERT INTO collector_schema_migrations (version, description) VALUES (%s, %s)",
+                (migration.number, migration.description),
+            )
+        applied.append(migration.number)
+    return applied
+
+
+def refuse_if_newer(version: int) -> None:
+    if version > latest_version():
+        raise CollectorSchemaError(
+            f"the collector database has schema version {version}, newer than this collector knows "
+            f"({latest_version()}); nothing was changed. Run the newer collector release."
+        )
+
+
+def check_current(conn: psycopg.Connection) -> None:
+    version = current_version(conn)
+    refuse_if_newer(version)
+    if version < latest_version():
+        raise CollectorSchemaError(
+            f"the collector database is at schema version {version}, this collector needs {latest_version()}: "
+            f"run `leaf-collector migrate --dsn ...`"
+        )

@@ -1,0 +1,172 @@
+"""The agronomist's read-only view: one server-rendered HTML page and a CSV export (no JavaScript).
+
+Times are UTC and ISO 8601 everywhere, so a spreadsheet sorts them and nobody has to guess a
+device's time zone. The CSV starts with a UTF-8 byte-order mark so Excel reads accents right,
+and text cells that a spreadsheet would run as a formula are prefixed with an apostrophe.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from html import escape
+from typing import Any
+
+from appliance.collector.db import CSV_COLUMNS
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def iso(moment: datetime | None) -> str:
+    if moment is None:
+        return ""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _short(moment: datetime | None) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M") if moment else "never"
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime):
+        return iso(value)
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    text = str(value)
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+def csv_stream(rows: Iterable[tuple[Any, ...]]) -> Iterator[bytes]:
+    """The CSV body in chunks: BOM and header first, then rows as they come from the database."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(CSV_COLUMNS)
+    yield b"\xef\xbb\xbf" + buffer.getvalue().encode("utf-8")
+    buffer.seek(0)
+    buffer.truncate()
+    for count, row in enumerate(rows, 1):
+        writer.writerow([_cell(v) for v in row])
+        if count % 500 == 0:
+            yield buffer.getvalue().encode("utf-8")
+            buffer.seek(0)
+            buffer.truncate()
+    if buffer.tell():
+        yield buffer.getvalue().encode("utf-8")
+
+
+_STYLE = """
+body{font:15px/1.4 system-ui,sans-serif;margin:1.5em auto;max-width:72em;padding:0 1em;color:#1b1b1b}
+h1{font-size:1.5em;margin:0 0 .2em}h2{font-size:1.15em;margin:1.6em 0 .4em}
+table{border-collapse:collapse;margin:.3em 0}td,th{padding:.25em .7em;border-bottom:1px solid #ddd;text-align:left}
+td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
+.totals{display:flex;gap:1.2em;flex-wrap:wrap;margin:.8em 0}
+.totals div{background:#eef5ea;padding:.5em .9em;border-radius:6px}
+.totals b{display:block;font-size:1.4em}.grid{display:flex;gap:2.5em;flex-wrap:wrap}.muted{color:#666}
+img.thumb{width:64px;height:64px;object-fit:cover;border-radius:4px;display:block}
+a.button{display:inline-block;background:#2e6b1f;color:#fff;padding:.45em .9em;border-radius:5px;text-decoration:none}
+"""
+
+
+def _table(id_: str, headings: list[str], rows: list[list[str]], numeric: set[int], empty: str) -> str:
+    if not rows:
+        return f'<p class="muted" id="{id_}">{escape(empty)}</p>'
+    head = "".join(f"<th{' class=n' if i in numeric else ''}>{escape(h)}</th>" for i, h in enumerate(headings))
+    body = "".join(
+        "<tr>" + "".join(f"<td{' class=n' if i in numeric else ''}>{cell}</td>" for i, cell in enumerate(row)) + "</tr>"
+        for row in rows
+    )
+    return f'<table id="{id_}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def _label(text: str, fallback: str) -> str:
+    return escape(text) if text else f'<span class="muted">{escape(fallback)}</span>'
+
+
+def render_page(overview: dict[str, Any], latest: list[dict[str, Any]], *, days: int, now: datetime) -> str:
+    o = overview
+    totals = (
+        f'<div class="totals">'
+        f'<div id="total-diagnoses"><b>{o["total"]}</b>records</div>'
+        f'<div id="total-diagnosed"><b>{o["diagnosed"]}</b>diagnosed</div>'
+        f'<div id="total-retakes"><b>{o["retakes"]}</b>retakes</div>'
+        f'<div id="total-devices"><b>{o["devices"]}</b>devices reporting</div>'
+        f"<div><b>{escape(_short(o['last_received']))}</b>last received (UTC)</div>"
+        f"</div>"
+    )
+    by_crop = _table(
+        "by-crop",
+        ["Crop", "Diagnoses"],
+        [[_label(crop, "(unknown)"), str(n)] for crop, n in o["by_crop"]],
+        {1},
+        "No diagnoses yet.",
+    )
+    by_condition = _table(
+        "by-condition",
+        ["Crop", "Condition", "Diagnoses"],
+        [[_label(crop, "(unknown)"), _label(cond, "(unknown)"), str(n)] for crop, cond, n in o["by_condition"]],
+        {2},
+        "No diagnoses yet.",
+    )
+    by_device = _table(
+        "by-device",
+        ["Device", "Records", "Retakes", "Latest diagnosis (UTC)", "Last sync (UTC)", "Token"],
+        [
+            [
+                escape(dev),
+                str(n),
+                str(retakes),
+                escape(_short(last)),
+                escape(_short(seen)),
+                "active" if ok else "revoked",
+            ]
+            for dev, n, retakes, last, seen, ok in o["by_device"]
+        ],
+        {1, 2},
+        "No device enrolled yet: leaf-collector token issue DEVICE_ID",
+    )
+    by_day = _table(
+        "by-day",
+        ["Day (UTC)", "Records", "Retakes"],
+        [[day.isoformat(), str(n), str(retakes)] for day, n, retakes in o["by_day"]],
+        {1, 2},
+        f"Nothing in the last {days} days.",
+    )
+    latest_rows = []
+    for d in latest:
+        thumb = (
+            f'<img class="thumb" src="photos/{d["id"]}/thumbnail.jpg" alt="leaf photo" loading="lazy">'
+            if d["has_thumbnail"]
+            else '<span class="muted">no photo</span>'
+        )
+        what = (
+            f"{_label(d['crop'], '?')} – {_label(d['condition'], '?')}"
+            if d["verdict"] == "diagnosis"
+            else f'<span class="muted">retake ({escape(d["reason"] or "?")})</span>'
+        )
+        probability = f"{d['top1_probability'] * 100:.0f}%" if d["top1_probability"] is not None else ""
+        latest_rows.append([thumb, escape(iso(d["created_at"])), escape(d["device_id"]), what, probability])
+    latest_table = _table(
+        "latest", ["Photo", "Time (UTC)", "Device", "Result", "Confidence"], latest_rows, {4}, "No diagnoses yet."
+    )
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Leaf diagnoses – fleet</title><style>{_STYLE}</style></head>
+<body>
+<h1>Leaf diagnoses – fleet</h1>
+<p class="muted">Read-only. Generated {escape(iso(now))}. <a class="button" id="csv" href="diagnoses.csv"
+download>Download CSV (all records)</a></p>
+{totals}
+<div class="grid"><section><h2>By crop</h2>{by_crop}</section>
+<section><h2>By crop and condition</h2>{by_condition}</section></div>
+<h2>By device</h2>{by_device}
+<h2>By day, last {days} days</h2>{by_day}
+<h2>Latest {len(latest)} records</h2>{latest_table}
+</body></html>
+"""

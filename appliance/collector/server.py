@@ -1,0 +1,117 @@
+"""Serving the WSGI app with waitress: pure Python, no C build, threads sized to the connection pool.
+
+waitress speaks plain HTTP; TLS is terminated by a reverse proxy in front (see docs/collector.md).
+waitress buffers a whole request before the app runs, so its own body cap is kept just above the
+app's limit: the app answers a too-large batch with a 413 that says the limit, waitress cuts off
+anything absurd.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from appliance.collector.app import CollectorApp, Limits
+from appliance.collector.db import CollectorDB, migrate, open_pool
+from appliance.errors import ApplianceError
+
+log = logging.getLogger("appliance.collector")
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    dsn: str
+    host: str = "127.0.0.1"
+    port: int = 8080
+    threads: int = 8
+    limits: Limits = field(default_factory=Limits)
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """'127.0.0.1:8080', '[::1]:8080' or ':8080' (all addresses) as (host, port)."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ApplianceError(f"--listen must be HOST:PORT like 127.0.0.1:8080, got {text!r}")
+    host = host.strip("[]") or "0.0.0.0"
+    return host, int(port)
+
+
+class CollectorServer:
+    """A running collector: migrations applied, pool open, waitress bound. `run()` blocks; `close()` stops it."""
+
+    def __init__(self, options: ServeOptions) -> None:
+        try:
+            import waitress
+        except ImportError:
+            raise ApplianceError(
+                "the collector needs waitress and psycopg: pip install 'leaf-appliance[collector]'"
+            ) from None
+        applied = migrate(options.dsn)
+        if applied:
+            log.info("applied database migrations %s", applied)
+        self.db = CollectorDB(open_pool(options.dsn, size=options.threads))
+        self.app = CollectorApp(self.db, options.limits)
+        self._server: Any = waitress.create_server(
+            self.app,
+            host=options.host,
+            port=options.port,
+            threads=options.threads,
+            max_request_body_size=options.limits.max_request_bytes * 2 + 65536,
+            ident="leaf-collector",
+            clear_untrusted_proxy_headers=True,
+            channel_timeout=60,
+        )
+        self._closed = threading.Event()
+
+    @property
+    def port(self) -> int:
+        return int(self._server.effective_port)
+
+    @property
+    def url(self) -> str:
+        host = self._server.effective_host
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{self.port}"
+
+    def run(self) -> None:
+        try:
+            self._server.run()
+        finally:
+            self.close()
+
+    def start_in_thread(self) -> threading.Thread:
+        """Serve from a background thread (tests, embedding); close() stops it."""
+        thread = threading.Thread(target=self.run, name="leaf-collector", daemon=True)
+        thread.start()
+        return thread
+
+    def close(self) -> None:
+        if self._closed.is_set():
+            return
+        self._closed.set()
+        from waitress import wasyncore
+
+        self._server.task_dispatcher.shutdown(timeout=5)  # lets requests in progress finish
+        wasyncore.close_all(self._server._map)  # listener, trigger and idle connections: run() returns
+        self.db.close()
+
+
+def serve(options: ServeOptions) -> None:
+    """Run until SIGTERM or Ctrl-C."""
+    server = CollectorServer(options)
+
+    def stop(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    print(f"leaf-collector serving on {server.url} (page: {server.url}/ , API: {server.url}/api/v1/)", flush=True)
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
+        print("leaf-collector stopped", flush=True)
