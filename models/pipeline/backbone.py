@@ -58,3 +58,31 @@ def load_imagenet_backbone(net: MobileNetV2, path: Path) -> None:
                 raise ValueError(f"{path}: weight shape {w.shape} != {tuple(layer.weight.shape)}")
             layer.weight.copy_(torch.from_numpy(w))
             layer.bias.copy_(torch.from_numpy(b))
+
+
+def load_from_export(net: MobileNetV2, path: Path) -> None:
+    """Every weight (backbone and classifier) from one of our own fp32 ONNX exports.
+
+    Lets a training stage continue from the previous stage's exported model.
+    """
+    model = onnx.load(str(path))
+    init = _initializers(model)
+    convs = [n for n in model.graph.node if n.op_type == "Conv"]
+    gemms = [n for n in model.graph.node if n.op_type == "Gemm"]
+    layers = net.convolutions()
+    if len(convs) != len(layers) or len(gemms) != 1:
+        raise ValueError(f"{path}: not a fp32 export of this MobileNetV2 ({len(convs)} convolutions)")
+    with torch.no_grad():
+        for layer, node in zip(layers, convs, strict=True):
+            layer.weight.copy_(torch.from_numpy(init[node.input[1]].copy()))
+            layer.bias.copy_(torch.from_numpy(init[node.input[2]].copy()))
+        gemm = gemms[0]
+        weight = init[gemm.input[1]]
+        trans_b = any(a.name == "transB" and a.i == 1 for a in gemm.attribute)
+        weight = weight if trans_b else weight.T
+        if tuple(weight.shape) != tuple(net.classifier.weight.shape):
+            raise ValueError(
+                f"{path}: classifier is {weight.shape}, the model wants {tuple(net.classifier.weight.shape)}"
+            )
+        net.classifier.weight.copy_(torch.from_numpy(weight.copy()))
+        net.classifier.bias.copy_(torch.from_numpy(init[gemm.input[2]].copy()))

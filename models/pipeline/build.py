@@ -21,7 +21,7 @@ import torch
 from appliance.vision.preprocess import InputSpec, resize_square, to_tensor
 
 from . import calibrate, export, split
-from .backbone import load_imagenet_backbone
+from .backbone import load_from_export, load_imagenet_backbone
 from .data import load_pixels
 from .mobilenetv2 import MobileNetV2
 from .train import TrainConfig, predict_logits, train
@@ -67,6 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--epochs", type=int, default=6)
     ap.add_argument("--size", type=int, default=224)
+    ap.add_argument("--lr-backbone", type=float, default=TrainConfig.lr_backbone)
+    ap.add_argument("--lr-head", type=float, default=TrainConfig.lr_head)
+    ap.add_argument("--init-from", type=Path, help="continue from this fp32 export of a previous stage")
     ap.add_argument("--calibration-images", type=int, default=340)
     ap.add_argument("--refuse-below", type=float, default=0.5, help="calibrated confidence under which to refuse")
     ap.add_argument("--smoke", action="store_true", help="3 classes, 12 photos each, 3 steps: checks the pipeline runs")
@@ -85,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.weights.is_file():
         raise SystemExit(f"ImageNet weights not found: {args.weights}")
     classes = split.class_slugs(args.data)
-    cfg = TrainConfig(epochs=args.epochs, seed=args.seed)
+    cfg = TrainConfig(epochs=args.epochs, seed=args.seed, lr_backbone=args.lr_backbone, lr_head=args.lr_head)
     per_class = None
     if args.smoke:
         leafy = [c for c in classes if not c.startswith(BACKGROUND_PREFIX)][:2]
@@ -115,7 +118,11 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.manual_seed(args.seed)
     net = MobileNetV2(len(classes))
-    load_imagenet_backbone(net, args.weights)
+    if args.init_from:
+        load_from_export(net, args.init_from)
+        log(f"weights from {args.init_from} (continuing a previous stage)")
+    else:
+        load_imagenet_backbone(net, args.weights)
     history: list[dict[str, float]] = []
 
     def score(epoch: int, model: MobileNetV2) -> float:
@@ -151,8 +158,11 @@ def main(argv: list[str] | None = None) -> int:
         "appliance.data_manifest_sha256": manifest_sha,
         "appliance.seed": args.seed,
         "appliance.trained_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "appliance.recipe": "MobileNetV2 1.0 from ImageNet int8 weights, full fine-tune, AdamW, "
-        f"{cfg.epochs} epochs, background-swap augmentation; static int8 QDQ per-channel",
+        "appliance.recipe": (
+            f"MobileNetV2 1.0, full fine-tune from {args.init_from.name if args.init_from else 'ImageNet int8 weights'}"
+            f", AdamW lr {cfg.lr_backbone:g}/{cfg.lr_head:g}, {cfg.epochs} epochs, seed {args.seed}, "
+            "background-swap augmentation; static int8 QDQ per-channel"
+        ),
     }
     digests = {}
     for kind, path in (("fp32", fp32_path), ("int8", int8_path)):
@@ -165,6 +175,9 @@ def main(argv: list[str] | None = None) -> int:
         "total_seconds": round(time.time() - started, 1),
         "threads": cfg.threads,
         "epochs": cfg.epochs,
+        "lr_backbone": cfg.lr_backbone,
+        "lr_head": cfg.lr_head,
+        "init_from": args.init_from.name if args.init_from else None,
         "history": history,
         "temperature": temperatures,
         "sha256": digests,
