@@ -216,14 +216,7 @@ class Appliance:
                 self.camera.start()
                 self.camera_up = True
         except CameraError as exc:
-            self._enter_fault(
-                Fault(
-                    "camera",
-                    "Camera not working",
-                    str(exc),
-                    "Check the camera cable and its connector, then wait: it retries by itself.",
-                )
-            )
+            self._camera_fault(exc)
             return
         except ApplianceError as exc:
             kind = "model" if self.diagnoser is None else "storage"
@@ -252,6 +245,11 @@ class Appliance:
             self.ready_sent = True
             self.notifier.ready()
         self._show_ready()
+
+    def _camera_fault(self, exc: CameraError) -> None:
+        self.camera_up = False
+        todo = "Check the camera cable and its connector, then wait: it retries by itself."
+        self._enter_fault(Fault("camera", "Camera not working", str(exc), todo))
 
     def _enter_fault(self, fault: Fault) -> None:
         if self.fault != fault:
@@ -370,16 +368,8 @@ class Appliance:
         try:
             frame = self.camera.capture()
         except CameraError as exc:
-            self.camera_up = False
             cycle.error = str(exc)
-            self._enter_fault(
-                Fault(
-                    "camera",
-                    "Camera not working",
-                    str(exc),
-                    "Check the camera cable and its connector, then wait: it retries by itself.",
-                )
-            )
+            self._camera_fault(exc)
             return
         t_classify = time.perf_counter()
         self._set_state(State.CLASSIFYING)

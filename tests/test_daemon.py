@@ -230,3 +230,51 @@ def test_long_press_exports_to_the_stick_and_says_so(tmp_path):
     assert check.returncode == 0
     with SqliteStore.open(cfg.db_path, cfg.data_dir) as store:
         assert store.unexported() == [] and store.count() == 2
+
+
+def test_real_process_sigterm_finishes_and_says_stopping(tmp_path):
+    """`appliance run --simulate` as systemd runs it: READY=1, a press, SIGTERM -> STOPPING=1, exit 0."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    cfg = _config(tmp_path)
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(str(tmp_path / "notify.sock"))
+    notify.settimeout(30)
+    env = dict(os.environ, NOTIFY_SOCKET=str(tmp_path / "notify.sock"))
+    cmd = [
+        sys.executable,
+        "-m",
+        "appliance",
+        "run",
+        "--simulate",
+        "--no-keyboard",
+        "--config",
+        str(tmp_path / "config.toml"),
+    ]
+    proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        seen = []
+        while not any("READY=1" in m for m in seen):
+            seen.append(notify.recv(4096).decode())
+        assert send_press(cfg.control_socket_path, wait=True, timeout=30).startswith("ok ")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+        rest = []
+        notify.settimeout(0.5)
+        try:
+            while True:
+                rest.append(notify.recv(4096).decode())
+        except TimeoutError:
+            pass
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        notify.close()
+    assert "STOPPING=1" in rest
+    assert not cfg.control_socket_path.exists()  # cleaned up on the way out
+    with SqliteStore.open(cfg.db_path, cfg.data_dir) as store:
+        assert store.count() == 1
+    assert proc.stderr is not None and "Traceback" not in proc.stderr.read()

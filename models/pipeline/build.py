@@ -20,7 +20,7 @@ import torch
 
 from appliance.vision.preprocess import InputSpec, resize_square, to_tensor
 
-from . import calibrate, export, split
+from . import calibrate, export, split, threshold
 from .backbone import load_from_export, load_imagenet_backbone
 from .data import load_pixels
 from .mobilenetv2 import MobileNetV2
@@ -69,9 +69,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", type=int, default=224)
     ap.add_argument("--lr-backbone", type=float, default=TrainConfig.lr_backbone)
     ap.add_argument("--lr-head", type=float, default=TrainConfig.lr_head)
+    ap.add_argument("--crop-min", type=float, default=TrainConfig.crop_min, help="smallest random crop (area share)")
+    ap.add_argument("--swap-p", type=float, default=TrainConfig.swap_p, help="chance of a background swap")
     ap.add_argument("--init-from", type=Path, help="continue from this fp32 export of a previous stage")
     ap.add_argument("--calibration-images", type=int, default=340)
-    ap.add_argument("--refuse-below", type=float, default=0.5, help="calibrated confidence under which to refuse")
+    ap.add_argument(
+        "--refuse-below",
+        default="auto",
+        help="calibrated confidence under which to refuse; auto: chosen on the validation split (threshold.py)",
+    )
     ap.add_argument("--smoke", action="store_true", help="3 classes, 12 photos each, 3 steps: checks the pipeline runs")
     args = ap.parse_args(argv)
 
@@ -88,7 +94,14 @@ def main(argv: list[str] | None = None) -> int:
     if not args.weights.is_file():
         raise SystemExit(f"ImageNet weights not found: {args.weights}")
     classes = split.class_slugs(args.data)
-    cfg = TrainConfig(epochs=args.epochs, seed=args.seed, lr_backbone=args.lr_backbone, lr_head=args.lr_head)
+    cfg = TrainConfig(
+        epochs=args.epochs,
+        seed=args.seed,
+        lr_backbone=args.lr_backbone,
+        lr_head=args.lr_head,
+        crop_min=args.crop_min,
+        swap_p=args.swap_p,
+    )
     per_class = None
     if args.smoke:
         leafy = [c for c in classes if not c.startswith(BACKGROUND_PREFIX)][:2]
@@ -141,11 +154,17 @@ def main(argv: list[str] | None = None) -> int:
     export.quantize_int8(fp32_path, int8_path, calib)
     log(f"exported and quantized ({len(calib)} calibration photos)")
 
-    temperatures = {}
+    temperatures, val_logits = {}, {}
     for kind, path in (("fp32", fp32_path), ("int8", int8_path)):
-        logits = ort_logits(path, val_px, spec)
+        val_logits[kind] = logits = ort_logits(path, val_px, spec)
         temperatures[kind] = calibrate.fit_temperature(logits, val_y) if len(val_y) else 1.0
         log(f"{kind}: val top-1 {(logits.argmax(1) == val_y).mean():.4f}, temperature {temperatures[kind]:.3f}")
+    if args.refuse_below == "auto":
+        probs = calibrate.softmax(val_logits["int8"], temperatures["int8"])
+        refuse_below, rates = threshold.choose(probs, val_y, classes)
+        log(f"refuse below {refuse_below:.2f} (validation: {rates})")
+    else:
+        refuse_below = float(args.refuse_below)
 
     base_meta = {
         "appliance.model_name": MODEL_NAME,
@@ -154,14 +173,14 @@ def main(argv: list[str] | None = None) -> int:
         "appliance.input_size": spec.size,
         "appliance.mean": list(spec.mean),
         "appliance.std": list(spec.std),
-        "appliance.refuse_below": args.refuse_below,
+        "appliance.refuse_below": refuse_below,
         "appliance.data_manifest_sha256": manifest_sha,
         "appliance.seed": args.seed,
         "appliance.trained_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "appliance.recipe": (
             f"MobileNetV2 1.0, full fine-tune from {args.init_from.name if args.init_from else 'ImageNet int8 weights'}"
             f", AdamW lr {cfg.lr_backbone:g}/{cfg.lr_head:g}, {cfg.epochs} epochs, seed {args.seed}, "
-            "background-swap augmentation; static int8 QDQ per-channel"
+            f"crops from {cfg.crop_min:g} of the area, background swap p={cfg.swap_p:g}; static int8 QDQ per-channel"
         ),
     }
     digests = {}
@@ -178,6 +197,8 @@ def main(argv: list[str] | None = None) -> int:
         "lr_backbone": cfg.lr_backbone,
         "lr_head": cfg.lr_head,
         "init_from": args.init_from.name if args.init_from else None,
+        "crop_min": cfg.crop_min,
+        "swap_p": cfg.swap_p,
         "history": history,
         "temperature": temperatures,
         "sha256": digests,

@@ -79,16 +79,22 @@ def colour_jitter(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def augment(
-    rgb: np.ndarray, rng: np.random.Generator, size: int, is_leaf: bool, scenes: np.ndarray | None
+    rgb: np.ndarray,
+    rng: np.random.Generator,
+    size: int,
+    is_leaf: bool,
+    scenes: np.ndarray | None,
+    crop_min: float = 0.3,
+    swap_p: float = 0.4,
 ) -> np.ndarray:
     """One training view of a stored photo (RGB uint8 at the model's size)."""
     img = rgb
-    if is_leaf and rng.random() < 0.4:
+    if is_leaf and rng.random() < swap_p:
         mask = leaf_mask(img)[..., None]
         if mask.mean() > 0.05:
             scene = random_scene(rng, img.shape[0], scenes).astype(np.float32)
             img = (img * mask + scene * (1 - mask)).astype(np.uint8)
-    img = random_resized_crop(img, rng, size)
+    img = random_resized_crop(img, rng, size, scale=(crop_min, 1.0))
     if rng.random() < 0.5:
         img = img[:, ::-1]
     img = np.ascontiguousarray(np.rot90(img, int(rng.integers(4))))

@@ -27,6 +27,8 @@ class TrainConfig:
     label_smoothing: float = 0.1
     warmup_steps: int = 100
     max_steps: int | None = None  # smoke runs stop early
+    crop_min: float = 0.3  # smallest random crop, as a share of the photo's area
+    swap_p: float = 0.4  # chance a leaf is pasted onto another background
     seed: int = 7
     threads: int = 2
 
@@ -87,7 +89,9 @@ def train(
             if step >= total:
                 break
             idx = order[i : i + cfg.batch_size]
-            views = np.stack([augment(pixels[j], rng, spec.size, bool(leaf[j]), scenes) for j in idx])
+            views = np.stack(
+                [augment(pixels[j], rng, spec.size, bool(leaf[j]), scenes, cfg.crop_min, cfg.swap_p) for j in idx]
+            )
             x = normalise_batch(views, spec).contiguous(memory_format=torch.channels_last)
             y = torch.from_numpy(labels[idx].astype(np.int64))
             warm = min(1.0, (step + 1) / cfg.warmup_steps)
