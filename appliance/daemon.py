@@ -168,6 +168,8 @@ class Appliance:
             self.watchdog.start()
         if self.sync is not None:
             self.sync.start()  # its own thread and store connection: never blocks this loop
+        self.leds.show(LedPattern.BUSY)  # amber fast blink while the model loads (hardware guide)
+        self._show(screens.WorkingScreen(stage="Starting up"))
         self._bring_up()
         while not self._stop.is_set():
             if self.watchdog is not None:

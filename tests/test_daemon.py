@@ -95,8 +95,10 @@ def test_presses_give_rows_photos_screens_and_leds(tmp_path):
     assert isinstance(shown[-1], screens.MessageScreen) and shown[-1].title == "Stopped"
     assert (cfg.display_out_dir / "latest.png").exists() and frames >= 2 * len(samples)
 
-    # LEDs: busy, then the result colour, for every press.
+    # LEDs: busy while starting, ready; then busy and the result colour for every press.
     patterns = [p for _, p in leds]
+    assert patterns[:2] == [LedPattern.BUSY, LedPattern.READY]
+    patterns = patterns[2:]
     outcomes = {LedPattern.HEALTHY, LedPattern.DISEASE, LedPattern.RETAKE}
     pairs = [(a, b) for a, b in itertools.pairwise(patterns) if a is LedPattern.BUSY]
     assert len(pairs) == len(samples) and all(b in outcomes for _, b in pairs)

@@ -11,31 +11,17 @@ import pytest
 
 from appliance.config import StorageConfig
 from appliance.export import (
-    PHOTO_PRUNED_MIGRATION_DESCRIPTION,
-    PHOTO_PRUNED_MIGRATION_SQL,
     Exporter,
     StorageLevel,
     make_room,
     prune_exported_photos,
     storage_status,
 )
-from appliance.export.policy import MIB, has_pruned_column
-from appliance.store import Migration, SqliteStore, StoreError
-from appliance.store import sqlite_store as sqlite_store_module
-from tests.torture.support import clock, config, fill, open_store, read_csv
+from appliance.export.policy import MIB
+from appliance.store import SqliteStore
+from tests.torture.support import clock, config, fill, read_csv
 
 WHEN = datetime(2024, 6, 1, tzinfo=UTC)
-
-
-@pytest.fixture
-def pruning_schema(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """Until store migration 3 (photo_pruned_at) is in MIGRATIONS, add it for these tests only."""
-    with open_store(tmp_path / "probe") as probe:
-        present = has_pruned_column(probe.db_path)
-    if not present:
-        migrations = sqlite_store_module.MIGRATIONS
-        extra = Migration(len(migrations) + 1, PHOTO_PRUNED_MIGRATION_DESCRIPTION, PHOTO_PRUNED_MIGRATION_SQL)
-        monkeypatch.setattr(sqlite_store_module, "MIGRATIONS", (*migrations, extra))
 
 
 class MeteredStore(SqliteStore):
@@ -49,7 +35,7 @@ class MeteredStore(SqliteStore):
 
 
 @pytest.fixture
-def metered(tmp_path: Path, pruning_schema: None):
+def metered(tmp_path: Path):
     data = tmp_path / "data"
     with MeteredStore.open(data / "diagnoses.sqlite3", data) as store:
         yield store
@@ -128,14 +114,3 @@ def test_make_room_follows_the_config(metered: MeteredStore) -> None:
     assert all(metered.photo_file(metered.get(i)).exists() for i in ids)
     report = make_room(metered, replace(cfg, export=replace(cfg.export, prune_exported_photos=True)))
     assert report is not None and report.pruned == 2
-
-
-def test_without_the_column_pruning_refuses_and_deletes_nothing(tmp_path: Path) -> None:
-    with open_store(tmp_path / "data") as store:
-        if has_pruned_column(store.db_path):
-            pytest.skip("store migration 3 is in place; the refusal path cannot occur")
-        ids = fill(store, 1)
-        store.mark_exported(ids, "stick-1", "x", WHEN)
-        with pytest.raises(StoreError, match=r"no photo_pruned_at column.*Nothing was deleted"):
-            prune_exported_photos(store, 10**15)
-        assert store.photo_file(store.get(ids[0])).exists()

@@ -13,8 +13,6 @@ from appliance.export.exporter import Exporter, ExportReport, Progress
 from appliance.export.feedback import DisplayProgress, failure_screen, no_stick_screen, progress_screen, report_screen
 from appliance.export.media import Medium, check_medium, describe, eject, find_stick, find_sticks
 from appliance.export.policy import (
-    PHOTO_PRUNED_MIGRATION_DESCRIPTION,
-    PHOTO_PRUNED_MIGRATION_SQL,
     PruneReport,
     StorageLevel,
     StorageStatus,
@@ -24,8 +22,6 @@ from appliance.export.policy import (
 )
 
 __all__ = [
-    "PHOTO_PRUNED_MIGRATION_DESCRIPTION",
-    "PHOTO_PRUNED_MIGRATION_SQL",
     "DisplayProgress",
     "ExportError",
     "ExportReport",

@@ -24,10 +24,7 @@ from appliance.store.photos import fsync_dir, resolve_inside
 from appliance.store.sqlite_store import connect
 
 MIB = 2**20  # the daemon reads storage.*_mb as MiB
-PHOTO_PRUNED_COLUMN = "photo_pruned_at"
-# Migration 3 for appliance/store/migrations.py (see docs/durability.md and the export report).
-PHOTO_PRUNED_MIGRATION_DESCRIPTION = "photo_pruned_at: when an exported photo was deleted to free space"
-PHOTO_PRUNED_MIGRATION_SQL = "ALTER TABLE diagnoses ADD COLUMN photo_pruned_at TEXT;"
+PHOTO_PRUNED_COLUMN = "photo_pruned_at"  # added by store migration 3
 _BATCH = 200
 
 
@@ -76,27 +73,14 @@ class PruneReport:
         return self.free_bytes >= self.keep_free_bytes
 
 
-def has_pruned_column(db_path: Path) -> bool:
-    conn = sqlite3.connect(f"{Path(db_path).resolve().as_uri()}?mode=ro", uri=True)
-    try:
-        return any(row[1] == PHOTO_PRUNED_COLUMN for row in conn.execute("PRAGMA table_info(diagnoses)"))
-    finally:
-        conn.close()
-
-
 def prune_exported_photos(store: Any, keep_free_bytes: int, *, now: datetime | None = None) -> PruneReport:
     """Delete exported photos, oldest first, until `keep_free_bytes` are free or none is left to delete.
 
-    Unexported photos are never touched. Needs the photo_pruned_at column (store migration 3).
+    Unexported photos are never touched; each pruned row keeps when (photo_pruned_at).
     """
     free = store.free_bytes()
     if free >= keep_free_bytes:
         return PruneReport(0, 0, free, keep_free_bytes)
-    if not has_pruned_column(store.db_path):
-        raise StoreError(
-            f"Cannot free space: the diagnosis database {store.db_path} has no {PHOTO_PRUNED_COLUMN} column "
-            f"(store migration 3 is missing from this software). Nothing was deleted."
-        )
     stamp = utc_timestamp(now or datetime.now(UTC))
     data_dir = Path(store.data_dir)
     pruned = freed = 0
