@@ -77,16 +77,17 @@ def run_engine(engine: str, int8_path: Path, threads: int, warmup: int, runs: in
     }
 
 
-def bench(int8_path: Path, out: Path, threads: int = 2, warmup: int = 10, runs: int = 100) -> dict:
+def bench(int8_path: Path, out: Path, threads: tuple[int, ...] = (1, 2), warmup: int = 10, runs: int = 100) -> dict:
     results = []
-    for engine in ENGINES:
-        cmd = [sys.executable, "-m", "appliance.bench", engine, str(int8_path), str(threads), str(warmup), str(runs)]
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-        if proc.returncode != 0:
-            results.append({"engine": engine, "error": (proc.stderr.strip().splitlines() or ["failed"])[-1]})
-        else:
-            results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
-    by = {r["engine"]: r for r in results}
+    for n in threads:
+        for engine in ENGINES:
+            cmd = [sys.executable, "-m", "appliance.bench", engine, str(int8_path), str(n), str(warmup), str(runs)]
+            proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            if proc.returncode != 0:
+                error = (proc.stderr.strip().splitlines() or ["failed"])[-1]
+                results.append({"engine": engine, "threads": n, "error": error})
+            else:
+                results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
     report = {
         "measured_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "machine": {
@@ -99,28 +100,31 @@ def bench(int8_path: Path, out: Path, threads: int = 2, warmup: int = 10, runs: 
         "opencv": _version("cv2"),
         "results": results,
     }
-    i8, f32 = by.get("onnxruntime-int8", {}), by.get("onnxruntime-fp32", {})
-    if "p50_ms" in i8 and "p50_ms" in f32:
-        report["int8_over_fp32_p50"] = round(i8["p50_ms"] / f32["p50_ms"], 3)
+    ratios = {}
+    for n in threads:
+        by = {r["engine"]: r for r in results if r["threads"] == n}
+        i8, f32 = by.get("onnxruntime-int8", {}), by.get("onnxruntime-fp32", {})
+        if "p50_ms" in i8 and "p50_ms" in f32:
+            ratios[str(n)] = round(i8["p50_ms"] / f32["p50_ms"], 3)
+    report["int8_over_fp32_p50_by_threads"] = ratios
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     return report
 
 
 def format_report(report: dict) -> str:
-    lines = [
-        f"{'engine':<18} {'p50 ms':>8} {'p99 ms':>8} {'img/s':>7} {'load ms':>8} {'peak RSS MB':>12} {'file MB':>8}"
-    ]
+    head = f"{'engine':<18} {'threads':>7} {'p50 ms':>8} {'p99 ms':>8} {'img/s':>7} {'load ms':>8} {'peak RSS MB':>12}"
+    lines = [head]
     for r in report["results"]:
         if "error" in r:
-            lines.append(f"{r['engine']:<18} failed: {r['error']}")
+            lines.append(f"{r['engine']:<18} {r['threads']:>7} failed: {r['error']}")
             continue
         lines.append(
-            f"{r['engine']:<18} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} {r['images_per_s']:>7.1f} "
-            f"{r['load_ms']:>8.1f} {r['peak_rss_mb']:>12.1f} {r['model_mb']:>8.2f}"
+            f"{r['engine']:<18} {r['threads']:>7} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} {r['images_per_s']:>7.1f} "
+            f"{r['load_ms']:>8.1f} {r['peak_rss_mb']:>12.1f}"
         )
-    if "int8_over_fp32_p50" in report:
-        lines.append(f"int8 p50 / fp32 p50 = {report['int8_over_fp32_p50']:.2f}")
+    for n, ratio in report["int8_over_fp32_p50_by_threads"].items():
+        lines.append(f"int8 p50 / fp32 p50 at {n} thread(s) = {ratio:.2f}")
     lines.append(f"machine: {report['machine']['cpu']}, {report['machine']['cores']} cores")
     return "\n".join(lines)
 

@@ -90,7 +90,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from .classifier import default_model_path
 
     model = Path(args.model) if args.model else default_model_path()
-    report = bench(model, Path(args.out), threads=args.threads, warmup=args.warmup, runs=args.runs)
+    report = bench(model, Path(args.out), threads=tuple(args.threads), warmup=args.warmup, runs=args.runs)
     print(format_report(report))
     print(f"written to {args.out}")
     return 0 if all("error" not in r for r in report["results"]) else 1
@@ -212,7 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="time the int8 model against its fp32 export (onnxruntime, OpenCV DNN)")
     p.add_argument("--model", help="int8 model (its fp32 twin is looked up beside it)")
     p.add_argument("--out", default="bench-results/model-bench.json", help="where to write the JSON figures")
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="thread counts to measure (default 1 2)")
     p.add_argument("--warmup", type=int, default=10)
     p.add_argument("--runs", type=int, default=100)
     p.set_defaults(func=cmd_bench)

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from appliance.config import schema as config_schema
+
 REPO = Path(__file__).resolve().parents[1]
 ROLE = REPO / "deploy" / "roles" / "leaf_appliance"
 DEFAULTS = ROLE / "defaults" / "main.yml"
@@ -33,19 +35,25 @@ BCM_TO_PIN = {
 }  # fmt: skip
 GROUND_PINS = {6, 9, 14, 20, 25, 30, 34, 39}
 
-# The app's config keys and defaults (issue 5 brief); [model] path/sha256 come from the model
-# variables, so only their presence is checked.
-APP_DEFAULTS: dict[str, dict[str, object]] = {
-    "device": {"id": "", "data_dir": "/var/lib/leaf-appliance", "language": "en"},
-    "model": {"path": None, "sha256": None, "threads": 2, "refuse_below": 0.0},
-    "quality": {"min_brightness": 40.0, "max_brightness": 225.0, "min_sharpness": 25.0, "min_plant_fraction": 0.04},
-    "camera": {"kind": "picamera2", "width": 2304, "height": 1296, "autofocus": True, "opencv_index": 0, "folder": ""},
-    "button": {"kind": "gpio", "pin": 16, "pull_up": True, "bounce_ms": 50, "long_press_s": 2.0},
-    "leds": {"kind": "gpio", "green_pin": 5, "amber_pin": 6, "red_pin": 13, "blue_pin": 19, "active_high": True},
-    "display": {"kind": "framebuffer", "device": "/dev/fb0", "width": 0, "height": 0, "rotate": 0, "out_dir": ""},
-    "daemon": {"result_seconds": 20.0, "control_socket": ""},
-    "storage": {"warn_below_mb": 500, "refuse_below_mb": 100},
-}
+# The app's config keys and defaults, read from the app itself (the one place they live). The
+# template renders these sections; [model] path/sha256 come from the model variables, so only
+# their presence is checked. Later sections ([sync], [export]) go through leaf_appliance_config_extra.
+TEMPLATE_SECTIONS = ("device", "model", "quality", "camera", "button", "leds", "display", "daemon", "storage")
+FROM_MODEL_VARIABLES = {("model", "path"), ("model", "sha256")}
+
+
+def _as_template_value(default: object) -> object:
+    if default is None:
+        return ""
+    return str(default) if isinstance(default, Path) else default
+
+
+APP_DEFAULTS: dict[str, dict[str, object]] = {section: {} for section in TEMPLATE_SECTIONS}
+for _spec in config_schema():
+    if _spec.section in APP_DEFAULTS:
+        APP_DEFAULTS[_spec.section][_spec.name] = (
+            None if (_spec.section, _spec.name) in FROM_MODEL_VARIABLES else _as_template_value(_spec.default)
+        )
 
 _SCALAR = re.compile(r"^(leaf_appliance_\w+):[ \t]*(.*?)[ \t]*$")
 

@@ -47,16 +47,20 @@ def per_class(ev: dict) -> str:
 
 
 def bench(b: dict) -> str:
-    out = ["| engine | p50 ms | p99 ms | images/s | load ms | peak RSS MB | file MB |", "|---|---|---|---|---|---|---|"]
+    out = [
+        "| engine | threads | p50 ms | p99 ms | images/s | load ms | peak RSS MB | file MB |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for r in b["results"]:
         if "error" in r:
-            out.append(f"| {r['engine']} | failed: {r['error']} | | | | | |")
+            out.append(f"| {r['engine']} | {r['threads']} | failed: {r['error']} | | | | | |")
             continue
         out.append(
-            f"| {r['engine']} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['images_per_s']:.0f} | "
+            f"| {r['engine']} | {r['threads']} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['images_per_s']:.0f} | "
             f"{r['load_ms']:.0f} | {r['peak_rss_mb']:.0f} | {r['model_mb']:.2f} |"
         )
-    return "\n".join(out) + f"\n\nint8 p50 / fp32 p50 = **{b.get('int8_over_fp32_p50', float('nan')):.2f}**"
+    ratios = ", ".join(f"**{v:.2f}** at {n} thread(s)" for n, v in b["int8_over_fp32_p50_by_threads"].items())
+    return "\n".join(out) + f"\n\nint8 p50 / fp32 p50: {ratios}"
 
 
 def main(argv: list[str]) -> int:

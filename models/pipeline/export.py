@@ -48,8 +48,13 @@ class _Batches:
         return None if x is None else {INPUT_NAME: x}
 
 
-def quantize_int8(fp32: Path, int8: Path, calibration: list[np.ndarray]) -> None:
-    """Static QDQ quantization: int8 per-channel weights, uint8 activations, min/max calibration."""
+CALIBRATION_METHODS = ("minmax", "percentile", "entropy")
+
+
+def quantize_int8(
+    fp32: Path, int8: Path, calibration: list[np.ndarray], method: str = "minmax", keep_float: tuple[str, ...] = ()
+) -> None:
+    """Static QDQ quantization: int8 per-channel weights, uint8 activations, calibrated activation ranges."""
     import onnxruntime as ort
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -67,7 +72,13 @@ def quantize_int8(fp32: Path, int8: Path, calibration: list[np.ndarray]) -> None
             per_channel=True,
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
-            calibrate_method=CalibrationMethod.MinMax,
+            calibrate_method={
+                "minmax": CalibrationMethod.MinMax,
+                "percentile": CalibrationMethod.Percentile,
+                "entropy": CalibrationMethod.Entropy,
+            }[method],
+            extra_options={"CalibPercentile": 99.99} if method == "percentile" else {},
+            nodes_to_exclude=list(keep_float),
         )
     finally:
         prepared.unlink(missing_ok=True)
