@@ -327,7 +327,7 @@ class ExportConfig:
     folder: Path | None = field(
         default=None,
         metadata=_about(
-            '"" = a USB stick under media_root; else export into this folder (simulated: <data_dir>/usb-stick)'
+            '"" = a USB stick under media_root; else export into this folder (simulated: <data_dir>-usb-stick)'
         ),
     )
     prune_exported_photos: bool = field(
@@ -701,7 +701,10 @@ def _simulated(config: Config, raw: dict[str, Any]) -> Config:
         button=replace(config.button, kind="simulated"),
         leds=replace(config.leds, kind="simulated"),
         display=replace(config.display, kind="simulated"),
-        export=replace(config.export, folder=config.export.folder or device.data_dir / "usb-stick"),
+        # Beside the data folder, not in it: the exporter refuses to write into its own data.
+        export=replace(
+            config.export, folder=config.export.folder or device.data_dir.with_name(device.data_dir.name + "-usb-stick")
+        ),
     )
 
 

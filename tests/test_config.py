@@ -365,9 +365,9 @@ def test_export_defaults_and_a_configured_folder(tmp_path: Path) -> None:
     )
 
 
-def test_simulate_exports_to_a_folder_in_the_data_dir_unless_one_is_set(tmp_path: Path) -> None:
+def test_simulate_exports_to_a_folder_beside_the_data_dir_unless_one_is_set(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, '[device]\ndata_dir = "/srv/sim"\n'), simulate=True)
-    assert config.export.folder == Path("/srv/sim/usb-stick")
+    assert config.export.folder == Path("/srv/sim-usb-stick")
     config = load_config(write(tmp_path, '[export]\nfolder = "/srv/stick"\n'), simulate=True)
     assert config.export.folder == Path("/srv/stick")
     assert load_config(write(tmp_path, '[device]\ndata_dir = "/srv/sim"\n')).export.folder is None

@@ -16,7 +16,6 @@ import pytest
 from appliance.config import StorageConfig
 from appliance.export import Exporter, ExportError, Progress, StorageLevel, prune_exported_photos, storage_status
 from appliance.store import SqliteStore, StoreWriteError
-from tests.test_export_policy import pruning_schema  # noqa: F401  (fixture)
 from tests.torture.support import clock, config, diagnosis, fill, open_store, photo_bytes, tmpfs
 
 PHOTO = 40_000
@@ -44,7 +43,6 @@ def integrity(db: Path) -> str:
         conn.close()
 
 
-@pytest.mark.usefixtures("pruning_schema")
 def test_a_full_sd_card_stops_recording_cleanly_and_export_then_prune_recovers(tmp_path: Path) -> None:
     rng = random.Random(7)
     policy = StorageConfig(warn_below_mb=3, refuse_below_mb=2)
