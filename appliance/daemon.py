@@ -246,6 +246,14 @@ class Appliance:
         if not self.ready_sent:
             self.ready_sent = True
             self.notifier.ready()
+            info = self.diagnoser.info
+            log.info(
+                "ready: model %s %s (sha256 %s), %d records stored",
+                info.name,
+                info.version,
+                info.sha256[:12],
+                self.store.count(),
+            )
         self._show_ready()
 
     def _camera_fault(self, exc: CameraError) -> None:
@@ -414,6 +422,16 @@ class Appliance:
             "render_ms": round(render_ms, 3),
             "total_ms": round((t_end - t0) * 1e3, 3),
         }
+        words = f"{diagnosis.crop} {diagnosis.condition}".strip()
+        log.info(
+            "%s: %s (%s %.1f%%) in %.0f ms, record %s",
+            diagnosis.verdict.value,
+            words,
+            diagnosis.best.slug,
+            diagnosis.best.probability * 100,
+            cycle.ms["total_ms"],
+            record.id,
+        )
         self._result_until = time.monotonic() + self.result_seconds
         self._set_state(State.SHOWING_RESULT)
 

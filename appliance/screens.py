@@ -409,11 +409,13 @@ def render_working(screen: WorkingScreen, size: tuple[int, int]) -> np.ndarray:
 
 
 def _confidence(c: _Canvas, probability: float, x: int, y: int, width: int, colour: RGB) -> int:
-    label = f"{round(probability * 100)}% sure"
+    # Never "100% sure": a calibrated 99.8% is still wrong now and then.
+    shown = min(99, round(probability * 100))
+    label = f"{shown}% sure"
     f = fit_text(label, width, c.s * 0.12, round(c.body * 0.9), 12, bold=True, max_lines=1)
     y = c.text(f, x, y, INK)
     bar_h = max(8, round(c.s * 0.045))
-    c.bar(x, y + c.margin // 2, width, bar_h, probability, colour)
+    c.bar(x, y + c.margin // 2, width, bar_h, shown / 100, colour)
     return y + c.margin // 2 + bar_h
 
 

@@ -188,3 +188,12 @@ def test_save_samples_for_a_look(tmp_path):
 
 def test_storage_is_shown_in_decimal_units():
     assert [S._human_bytes(n) for n in (999, 950_000_000, 12_300_000_000)] == ["999 B", "950 MB", "12.3 GB"]
+
+
+def test_confidence_is_never_shown_as_certain():
+    """A calibrated 99.8% reads "99% sure", like 99.0%; 100% would promise what no model can."""
+    almost = S.render(S.ResultScreen(diagnosis(p=0.998)), (480, 320))
+    ninety_nine = S.render(S.ResultScreen(diagnosis(p=0.990)), (480, 320))
+    ninety = S.render(S.ResultScreen(diagnosis(p=0.90)), (480, 320))
+    assert np.array_equal(almost, ninety_nine)
+    assert not np.array_equal(almost, ninety)
