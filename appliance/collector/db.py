@@ -55,24 +55,8 @@ SELECT * FROM unnest(%s::uuid[], %s::text[], %b::bytea[], %s::text[])
 ON CONFLICT (diagnosis_id, kind) DO NOTHING
 """
 
-_COLUMNS = (
-    "id",
-    "created_at",
-    "model_version",
-    "model_sha256",
-    "verdict",
-    "reason",
-    "top1_slug",
-    "top1_probability",
-    "crop",
-    "condition",
-    "topk",
-    "quality",
-    "latency",
-    "photo_sha256",
-    "photo_bytes",
-    "extra",
-)
+# The device id comes from the token, not the record; unknown fields land in "extra".
+_COLUMNS = (*(c for c in protocol.RECORD_COLUMNS if c != "device_id"), "extra")
 
 
 @dataclass(frozen=True)

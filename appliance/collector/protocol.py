@@ -14,6 +14,8 @@ import base64
 import hashlib
 from typing import Any
 
+from appliance.store.columns import DIAGNOSIS_COLUMNS, PHOTO_COLUMNS
+
 SCHEMA_VERSION = 1
 API_PATH = "/api/v1/diagnoses"
 WHOAMI_PATH = "/api/v1/whoami"
@@ -27,24 +29,7 @@ STORED = "stored"
 DUPLICATE = "duplicate"
 
 # Row columns a device sends as they are; the store's other columns stay on the device.
-RECORD_COLUMNS = (
-    "id",
-    "created_at",
-    "device_id",
-    "model_version",
-    "model_sha256",
-    "verdict",
-    "reason",
-    "top1_slug",
-    "top1_probability",
-    "crop",
-    "condition",
-    "topk",
-    "quality",
-    "latency",
-    "photo_sha256",
-    "photo_bytes",
-)
+RECORD_COLUMNS = (*DIAGNOSIS_COLUMNS, *PHOTO_COLUMNS)
 THUMBNAIL_FIELD = "thumbnail_jpeg_b64"
 PHOTO_FIELD = "photo_jpeg_b64"
 

@@ -15,28 +15,9 @@ from datetime import datetime, tzinfo
 from pathlib import PurePosixPath
 from typing import Any
 
-CSV_COLUMNS = (
-    "id",
-    "created_at",
-    "device_id",
-    "model_version",
-    "model_sha256",
-    "verdict",
-    "reason",
-    "top1_slug",
-    "top1_probability",
-    "crop",
-    "condition",
-    "topk",
-    "quality",
-    "latency",
-    "photo_path",
-    "photo_sha256",
-    "photo_bytes",
-    "exported_at",
-    "synced_at",
-)
-_JSON_TEXT_COLUMNS = ("topk", "quality", "latency")
+from .columns import DIAGNOSIS_COLUMNS, JSON_COLUMNS, PHOTO_COLUMNS
+
+CSV_COLUMNS = (*DIAGNOSIS_COLUMNS, "photo_path", *PHOTO_COLUMNS, "exported_at", "synced_at")
 _HEADERS = ("time", "verdict", "crop", "condition", "conf", "photo")
 # Columns that give up width first when the table is too wide, with the least each keeps.
 _SHRINK_ORDER = ((5, 8), (3, 10), (2, 8), (1, 6))
@@ -77,7 +58,7 @@ def format_csv(rows: Iterable[Mapping[str, Any]]) -> str:
 def _csv_value(column: str, value: Any) -> Any:
     if value is None:
         return ""
-    if column in _JSON_TEXT_COLUMNS and not isinstance(value, str):
+    if column in JSON_COLUMNS and not isinstance(value, str):
         return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
     return value
 

@@ -27,6 +27,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from appliance.result import Diagnosis
+from appliance.store.columns import JSON_COLUMNS
 from appliance.store.migrations import (
     MIGRATIONS,
     StoreError,
@@ -48,7 +49,6 @@ from appliance.store.photos import (
 )
 
 BUSY_TIMEOUT_MS = 5000
-JSON_COLUMNS = ("topk", "quality", "latency")
 TABLE = "diagnoses"
 
 

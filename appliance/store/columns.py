@@ -1,0 +1,24 @@
+"""The columns that describe one diagnosis, in the order every listing, export and sync uses.
+
+One place, so a column added to the store cannot be forgotten by the CSV, the sync protocol or
+the collector's table. (No imports: the collector reads this without the device's store code.)
+"""
+
+DIAGNOSIS_COLUMNS = (
+    "id",
+    "created_at",
+    "device_id",
+    "model_version",
+    "model_sha256",
+    "verdict",
+    "reason",
+    "top1_slug",
+    "top1_probability",
+    "crop",
+    "condition",
+    "topk",
+    "quality",
+    "latency",
+)
+PHOTO_COLUMNS = ("photo_sha256", "photo_bytes")
+JSON_COLUMNS = ("topk", "quality", "latency")  # stored as JSON text
