@@ -23,6 +23,17 @@ INSTALLED_MODELS = Path("/opt/leaf-appliance/models")
 META = "appliance."
 
 
+def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """Temperature-scaled softmax over the last axis: the calibrated probabilities.
+
+    The device, the evaluation and the calibration fit all use this one function.
+    """
+    z = np.asarray(logits, dtype=np.float64) / temperature
+    z -= z.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
 def default_model_path() -> Path:
     """The model in this checkout's models/ folder, else the one the installer put in /opt."""
     checkout = Path(__file__).resolve().parents[1] / "models" / MODEL_FILE
@@ -127,7 +138,4 @@ class OnnxClassifier:
 
     def probabilities(self, logits: np.ndarray) -> np.ndarray:
         """Calibrated class probabilities (softmax of temperature-scaled logits)."""
-        z = logits.astype(np.float64) / self.info.temperature
-        z -= z.max(axis=-1, keepdims=True)
-        e = np.exp(z)
-        return e / e.sum(axis=-1, keepdims=True)
+        return softmax(logits, self.info.temperature)

@@ -58,7 +58,10 @@ class Fault:
 
     @property
     def code(self) -> int:
-        return {"camera": 2, "storage": 3, "model": 4}.get(self.kind, 5)
+        """The red blinks a person counts, from the LED table the hardware guide is built from."""
+        from .hardware.gpio import LED_CODES
+
+        return LED_CODES[self.led].blinks
 
 
 @dataclass
@@ -293,11 +296,12 @@ class Appliance:
         status, warning = self._sync_line, False
         if free < self.warn_below_bytes:
             status, warning = f"Storage almost full: {free / 2**20:.0f} MB left. Export soon.", True
-        self.notifier.status(f"ready, {self.store.count() if self.store else 0} records")
+        records = self.store.count() if self.store else 0
+        self.notifier.status(f"ready, {records} records")
         self._show(
             screens.ReadyScreen(
                 model_version=self.diagnoser.info.version if self.diagnoser else "-",
-                records=self.store.count() if self.store else 0,
+                records=records,
                 free_mb=free / 2**20,
                 now=datetime.now(),
                 status=status,

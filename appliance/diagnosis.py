@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from . import labels
-from .classifier import ModelInfo
+from .classifier import ModelInfo, softmax
 from .ports import Classifier
 from .result import Diagnosis, Quality, Ranked, RetakeReason, Timings, Verdict
 from .vision import quality
@@ -35,9 +35,7 @@ class Diagnoser:
         self.top_k = max(1, min(top_k, len(info.classes)))
 
     def probabilities(self, tensor: np.ndarray) -> np.ndarray:
-        z = self.classifier.logits(tensor)[0].astype(np.float64) / self.info.temperature
-        e = np.exp(z - z.max())
-        return e / e.sum()
+        return softmax(self.classifier.logits(tensor)[0], self.info.temperature)
 
     def decide(self, q: Quality, probs: np.ndarray) -> tuple[RetakeReason | None, tuple[Ranked, ...]]:
         """The verdict from the quality measures and calibrated probabilities."""

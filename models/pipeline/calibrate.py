@@ -6,12 +6,9 @@ import itertools
 
 import numpy as np
 
+from appliance.classifier import softmax
 
-def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    z = logits / temperature
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
+__all__ = ["expected_calibration_error", "fit_temperature", "nll", "softmax"]
 
 
 def nll(logits: np.ndarray, labels: np.ndarray, temperature: float) -> float:
