@@ -8,7 +8,8 @@ from functools import cache
 from importlib import resources
 
 DEFAULT_LANGUAGE = "en"
-BACKGROUND_PREFIX = "background__"
+BACKGROUND_PREFIX = "background__"  # no leaf in view: a retake
+OTHER_PLANT_PREFIX = "other__"  # a plant the appliance does not support: "I don't know this"
 
 
 @dataclass(frozen=True)
@@ -19,8 +20,35 @@ class Label:
     healthy: bool
 
 
-def is_leaf_class(slug: str) -> bool:
-    return not slug.startswith(BACKGROUND_PREFIX)
+def is_crop_class(slug: str) -> bool:
+    """A class that names a crop and condition ("apple__healthy"), not no-leaf or other plants."""
+    return not slug.startswith((BACKGROUND_PREFIX, OTHER_PLANT_PREFIX))
+
+
+def is_no_leaf_class(slug: str) -> bool:
+    return slug.startswith(BACKGROUND_PREFIX)
+
+
+def is_other_plant_class(slug: str) -> bool:
+    return slug.startswith(OTHER_PLANT_PREFIX)
+
+
+def crop_of(slug: str) -> str:
+    """The crop key of a crop class ("apple" for "apple__healthy"); "" for no-leaf and other plants."""
+    return slug.partition("__")[0] if is_crop_class(slug) else ""
+
+
+def crops_of(classes: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """The crops a model knows, sorted, from its class slugs."""
+    return tuple(sorted({crop_of(c) for c in classes if is_crop_class(c)}))
+
+
+def crop_name(crop: str, language: str = DEFAULT_LANGUAGE) -> str:
+    """The display name of a crop key, from the first labelled class of that crop."""
+    for slug in known_slugs():
+        if crop_of(slug) == crop:
+            return label(slug, language).crop
+    return crop.replace("_", " ").capitalize()
 
 
 @cache
@@ -66,6 +94,23 @@ RETAKE_WORDS = {
     "too_bright": ("Photo too bright", "Shade the leaf from direct sun, or turn away from the glare."),
     "not_sure": ("Not sure what this is", "Try another leaf with clear symptoms, or ask your field adviser."),
 }
+
+
+UNKNOWN_WORDS = {
+    "other_plant": (
+        "I don't know this plant",
+        "It is not a crop this appliance knows. Show the plant to your field adviser.",
+    ),
+    "unknown_condition": (
+        "Not a condition this model knows",
+        "Show this leaf to your field adviser.",
+    ),
+}
+
+
+def unknown_words(reason: str) -> tuple[str, str]:
+    """(what the appliance cannot tell, what to do instead) for an "I don't know this" reason."""
+    return UNKNOWN_WORDS.get(reason, ("I don't know this", "Show the leaf to your field adviser."))
 
 
 def retake_words(reason: str) -> tuple[str, str]:

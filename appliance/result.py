@@ -8,8 +8,9 @@ from typing import Any
 
 
 class Verdict(StrEnum):
-    DIAGNOSIS = "diagnosis"
-    RETAKE = "retake"
+    DIAGNOSIS = "diagnosis"  # crop and condition named
+    RETAKE = "retake"  # the photo is unusable: take another
+    UNKNOWN = "unknown"  # the photo is fine, but the answer is not in the model
 
 
 class RetakeReason(StrEnum):
@@ -18,6 +19,13 @@ class RetakeReason(StrEnum):
     TOO_DARK = "too_dark"
     TOO_BRIGHT = "too_bright"
     NOT_SURE = "not_sure"
+
+
+class UnknownReason(StrEnum):
+    """Why a usable photo gets "I don't know this" rather than a guess."""
+
+    OTHER_PLANT = "other_plant"  # not a crop this appliance knows
+    UNKNOWN_CONDITION = "unknown_condition"  # a known crop, but not a condition the model knows
 
 
 @dataclass(frozen=True)
@@ -46,7 +54,7 @@ class Timings:
 @dataclass(frozen=True)
 class Diagnosis:
     verdict: Verdict
-    reason: RetakeReason | None
+    reason: RetakeReason | UnknownReason | None
     top: tuple[Ranked, ...]
     quality: Quality
     timings: Timings
@@ -57,6 +65,8 @@ class Diagnosis:
     condition: str = ""
     advice: str = ""
     healthy: bool = False
+    # The crops the diagnosis chose among (config [diagnosis] crops); empty: every crop the model knows.
+    crops: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -67,17 +67,17 @@ def evaluate_model(model_path: Path, entries: list[split.Entry], root: Path) -> 
         view = model_view(read_image(root / e.file), info.spec.size)
         q = quality.measure(view)
         logits = clf.logits(to_tensor(view, info.spec))[0]
-        reason, _ = diag.decide(q, clf.probabilities(logits))
+        reason = diag.decide(q, clf.probabilities(logits)).reason
         y = index[e.slug]
         confusion[y, int(np.argmax(logits))] += 1
         logits_all.append(logits)
         labels_all.append(y)
         refused.append(reason is not None)
         if reason is not None:
-            reasons[f"{'leaf' if labels.is_leaf_class(e.slug) else 'background'}:{reason.value}"] += 1
-        measures.append((labels.is_leaf_class(e.slug), q.sharpness, q.brightness, q.plant_fraction))
+            reasons[f"{'leaf' if labels.is_crop_class(e.slug) else 'background'}:{reason.value}"] += 1
+        measures.append((labels.is_crop_class(e.slug), q.sharpness, q.brightness, q.plant_fraction))
     logits_arr, y_arr, refused_arr = np.array(logits_all), np.array(labels_all), np.array(refused)
-    leaf = np.array([labels.is_leaf_class(info.classes[y]) for y in y_arr])
+    leaf = np.array([labels.is_crop_class(info.classes[y]) for y in y_arr])
     pred = logits_arr.argmax(1)
     correct = pred == y_arr
     accepted_leaf = leaf & ~refused_arr

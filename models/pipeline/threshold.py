@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from appliance.labels import is_leaf_class
+from appliance.labels import is_crop_class
 
 from . import export
 
@@ -27,7 +27,7 @@ LEAF_REFUSED_LIMIT = 0.02
 
 def choose(probs: np.ndarray, labels: np.ndarray, classes: list[str]) -> tuple[float, dict[str, float]]:
     """probs: calibrated (N, C); returns (threshold, refusal rates at it)."""
-    leaf_class = np.array([is_leaf_class(c) for c in classes])
+    leaf_class = np.array([is_crop_class(c) for c in classes])
     is_leaf = leaf_class[labels]
     predicted_leaf = leaf_class[probs.argmax(1)]
     conf = probs.max(1)
