@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -60,10 +61,12 @@ def load_imagenet_backbone(net: MobileNetV2, path: Path) -> None:
             layer.bias.copy_(torch.from_numpy(b))
 
 
-def load_from_export(net: MobileNetV2, path: Path) -> None:
+def load_from_export(net: MobileNetV2, path: Path, classes: list[str] | None = None) -> None:
     """Every weight (backbone and classifier) from one of our own fp32 ONNX exports.
 
-    Lets a training stage continue from the previous stage's exported model.
+    Lets a training stage continue from the previous stage's exported model. With ``classes``
+    (the new model's class list) the classifier rows are copied by class name, so classes can
+    be added: a new class keeps its fresh initial row.
     """
     model = onnx.load(str(path))
     init = _initializers(model)
@@ -80,9 +83,20 @@ def load_from_export(net: MobileNetV2, path: Path) -> None:
         weight = init[gemm.input[1]]
         trans_b = any(a.name == "transB" and a.i == 1 for a in gemm.attribute)
         weight = weight if trans_b else weight.T
+        bias = init[gemm.input[2]]
+        if classes is not None:
+            meta = {p.key: p.value for p in model.metadata_props}
+            old = json.loads(meta.get("appliance.classes", "[]"))
+            if len(old) != weight.shape[0]:
+                raise ValueError(f"{path}: metadata lists {len(old)} classes for {weight.shape[0]} outputs")
+            for i, slug in enumerate(classes):
+                if slug in old:
+                    net.classifier.weight[i].copy_(torch.from_numpy(weight[old.index(slug)].copy()))
+                    net.classifier.bias[i] = float(bias[old.index(slug)])
+            return
         if tuple(weight.shape) != tuple(net.classifier.weight.shape):
             raise ValueError(
                 f"{path}: classifier is {weight.shape}, the model wants {tuple(net.classifier.weight.shape)}"
             )
         net.classifier.weight.copy_(torch.from_numpy(weight.copy()))
-        net.classifier.bias.copy_(torch.from_numpy(init[gemm.input[2]].copy()))
+        net.classifier.bias.copy_(torch.from_numpy(bias.copy()))

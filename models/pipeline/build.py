@@ -18,19 +18,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from appliance.labels import is_crop_class
 from appliance.vision.preprocess import InputSpec, resize_square, to_tensor
 
-from . import calibrate, export, split, threshold
+from . import calibrate, export, sources, split, threshold
 from .backbone import load_from_export, load_imagenet_backbone
 from .data import load_pixels
 from .mobilenetv2 import MobileNetV2
 from .train import TrainConfig, predict_logits, train
 
-BACKGROUND_PREFIX = "background__"
 MODEL_NAME = "leafnet"
-MODEL_VERSION = "1.0.0"
+MODEL_VERSION = "2.0.0"
 REPO = Path(__file__).resolve().parents[2]
-DEFAULT_DATA = REPO.parent / "shared" / "data" / "plantvillage"
+DEFAULT_DATA = REPO.parent / "shared" / "data"  # plantvillage/, field/apple/, other-plants/deepweeds/
 DEFAULT_WEIGHTS = REPO.parent / "shared" / "weights" / "mobilenetv2-12-int8.onnx"
 
 
@@ -58,6 +58,13 @@ def calibration_tensors(
     return [to_tensor(resize_square(pixels[i], spec.size), spec) for i in sorted(chosen)]
 
 
+def _count(entries: list[split.Entry]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for e in entries:
+        out[e.source] = out.get(e.source, 0) + 1
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
@@ -71,6 +78,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lr-head", type=float, default=TrainConfig.lr_head)
     ap.add_argument("--crop-min", type=float, default=TrainConfig.crop_min, help="smallest random crop (area share)")
     ap.add_argument("--swap-p", type=float, default=TrainConfig.swap_p, help="chance of a background swap")
+    ap.add_argument("--leaf-scale-min", type=float, default=0.55, help="smallest size of a pasted leaf (share)")
+    ap.add_argument("--field-light-p", type=float, default=0.3, help="chance of outdoor-light augmentation")
+    ap.add_argument("--field-repeat", type=int, default=2, help="times a field photo is seen per epoch")
     ap.add_argument("--init-from", type=Path, help="continue from this fp32 export of a previous stage")
     ap.add_argument("--calibration-images", type=int, default=340)
     ap.add_argument(
@@ -78,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         default="auto",
         help="calibrated confidence under which to refuse; auto: chosen on the validation split (threshold.py)",
     )
-    ap.add_argument("--smoke", action="store_true", help="3 classes, 12 photos each, 3 steps: checks the pipeline runs")
+    ap.add_argument("--smoke", action="store_true", help="a few classes and photos, 3 steps: checks the pipeline runs")
     args = ap.parse_args(argv)
 
     started = time.time()
@@ -89,11 +99,10 @@ def main(argv: list[str] | None = None) -> int:
         print(line, flush=True)
         log_lines.append(line)
 
-    if not args.data.is_dir():
-        raise SystemExit(f"data folder not found: {args.data}")
+    if not (args.data / sources.PLANTVILLAGE).is_dir():
+        raise SystemExit(f"data folder not found: {args.data / sources.PLANTVILLAGE}")
     if not args.weights.is_file():
         raise SystemExit(f"ImageNet weights not found: {args.weights}")
-    classes = split.class_slugs(args.data)
     cfg = TrainConfig(
         epochs=args.epochs,
         seed=args.seed,
@@ -101,50 +110,61 @@ def main(argv: list[str] | None = None) -> int:
         lr_head=args.lr_head,
         crop_min=args.crop_min,
         swap_p=args.swap_p,
+        leaf_scale_min=args.leaf_scale_min,
+        field_light_p=args.field_light_p,
     )
-    per_class = None
     if args.smoke:
-        leafy = [c for c in classes if not c.startswith(BACKGROUND_PREFIX)][:2]
-        classes = leafy + [c for c in classes if c.startswith(BACKGROUND_PREFIX)]
-        per_class, cfg.epochs, cfg.max_steps, cfg.batch_size, cfg.warmup_steps = 12, 1, 3, 8, 1
+        cfg.epochs, cfg.max_steps, cfg.batch_size, cfg.warmup_steps = 1, 3, 8, 1
         args.calibration_images = 6
     args.out.mkdir(parents=True, exist_ok=True)
-    entries = split.build_manifest(args.data, args.seed, classes, per_class)
+    entries = sources.all_entries(args.data, args.seed, smoke=args.smoke)
+    classes = sorted({e.slug for e in entries})
     manifest_path = args.out / "split-manifest.csv"
     manifest_sha = split.write_manifest(entries, manifest_path)
     log(f"manifest: {len(entries)} photos, {len(classes)} classes, sha256 {manifest_sha[:12]}")
 
     spec = InputSpec(size=args.size)
     index = {c: i for i, c in enumerate(classes)}
-    parts = {}
-    for name in ("train", "val", "test"):
-        sel = [e for e in entries if e.split == name]
+    parts, kept = {}, {}
+    for name in ("train", "val"):
+        kept[name] = sel = [e for e in entries if e.split == name]
         parts[name] = (
             load_pixels(sel, args.data, None if args.smoke else args.work),
             np.array([index[e.slug] for e in sel], dtype=np.int64),
         )
-        log(f"{name}: {len(sel)} photos")
+        log(f"{name}: {len(sel)} photos ({', '.join(f'{k} {v}' for k, v in sorted(_count(sel).items()))})")
     train_px, train_y = parts["train"]
     val_px, val_y = parts["val"]
-    leaf = np.array([not classes[y].startswith(BACKGROUND_PREFIX) for y in train_y])
-    scenes = train_px[~leaf]
+    train_entries = kept["train"]
+    # Leaves that can be cut out and put on another background: lab photos and picked leaves on paper.
+    leaf = np.array([is_crop_class(e.slug) and e.background in ("lab", "plain") for e in train_entries])
+    scenes = train_px[np.array([not is_crop_class(e.slug) for e in train_entries])]
+    repeats = np.array([args.field_repeat if e.source == "field-apple" else 1 for e in train_entries])
+    val_sources = np.array([e.source for e in kept["val"]])
 
     torch.manual_seed(args.seed)
     net = MobileNetV2(len(classes))
     if args.init_from:
-        load_from_export(net, args.init_from)
+        load_imagenet_backbone(net, args.weights)  # rows of new classes stay fresh; the rest is overwritten
+        load_from_export(net, args.init_from, classes)
         log(f"weights from {args.init_from} (continuing a previous stage)")
     else:
         load_imagenet_backbone(net, args.weights)
     history: list[dict[str, float]] = []
 
     def score(epoch: int, model: MobileNetV2) -> float:
-        acc = float((predict_logits(model, val_px, spec).argmax(1) == val_y).mean()) if len(val_y) else 0.0
-        history.append({"epoch": epoch + 1, "val_top1_fp32": acc})
+        """Mean of the per-source validation top-1: lab, field apple and other plants count alike."""
+        right = predict_logits(model, val_px, spec).argmax(1) == val_y
+        per_source = {str(s): float(right[val_sources == s].mean()) for s in sorted(set(val_sources))}
+        acc = float(np.mean(list(per_source.values()))) if per_source else 0.0
+        history.append(
+            {"epoch": epoch + 1, "val_top1_fp32": acc, **{f"val_top1_{k}": v for k, v in per_source.items()}}
+        )
+        log(f"validation top-1 per source: {per_source}")
         return acc
 
     t_train = time.time()
-    train(net, train_px, train_y, leaf, scenes, spec, cfg, on_epoch=score, log=log)
+    train(net, train_px, train_y, leaf, scenes, spec, cfg, on_epoch=score, log=log, repeats=repeats)
     train_seconds = time.time() - t_train
     log(f"trained in {train_seconds / 60:.1f} min")
 
@@ -180,7 +200,9 @@ def main(argv: list[str] | None = None) -> int:
         "appliance.recipe": (
             f"MobileNetV2 1.0, full fine-tune from {args.init_from.name if args.init_from else 'ImageNet int8 weights'}"
             f", AdamW lr {cfg.lr_backbone:g}/{cfg.lr_head:g}, {cfg.epochs} epochs, seed {args.seed}, "
-            f"crops from {cfg.crop_min:g} of the area, background swap p={cfg.swap_p:g}; static int8 QDQ per-channel"
+            f"crops from {cfg.crop_min:g} of the area, background swap p={cfg.swap_p:g} (leaf scale from "
+            f"{cfg.leaf_scale_min:g}), field light p={cfg.field_light_p:g}, field photos x{args.field_repeat}; "
+            "PlantVillage + field apple + DeepWeeds (other__plant); static int8 QDQ per-channel"
         ),
     }
     digests = {}
@@ -199,6 +221,9 @@ def main(argv: list[str] | None = None) -> int:
         "init_from": args.init_from.name if args.init_from else None,
         "crop_min": cfg.crop_min,
         "swap_p": cfg.swap_p,
+        "leaf_scale_min": cfg.leaf_scale_min,
+        "field_light_p": cfg.field_light_p,
+        "field_repeat": args.field_repeat,
         "history": history,
         "temperature": temperatures,
         "sha256": digests,

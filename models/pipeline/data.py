@@ -78,6 +78,41 @@ def colour_jitter(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(x, 0, 255).astype(np.uint8)
 
 
+def field_light(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Outdoor light: a gamma change, a soft shadow or sun gradient across the frame, a colour cast."""
+    x = rgb.astype(np.float32) / 255.0
+    x = x ** rng.uniform(0.7, 1.4)
+    if rng.random() < 0.5:
+        h, w = x.shape[:2]
+        angle = rng.uniform(0, 2 * np.pi)
+        yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+        ramp = (np.cos(angle) * (xx / w - 0.5) + np.sin(angle) * (yy / h - 0.5)) * 2
+        x *= (1 + rng.uniform(0.2, 0.6) * np.clip(ramp, -1, 1))[..., None]
+    if rng.random() < 0.3:
+        x *= rng.uniform(0.85, 1.15, size=3)  # stronger cast (evening light, camera tint)
+    return np.clip(x * 255, 0, 255).astype(np.uint8)
+
+
+def paste_on_scene(
+    rgb: np.ndarray, mask: np.ndarray, scene: np.ndarray, rng: np.random.Generator, min_scale: float
+) -> np.ndarray:
+    """The masked leaf on a scene, at a random scale and place: leaves are not always frame-filling."""
+    size = rgb.shape[0]
+    scale = rng.uniform(min_scale, 1.0)
+    if scale < 0.98:
+        side = max(8, int(size * scale))
+        leaf = cv2.resize(rgb, (side, side), interpolation=cv2.INTER_AREA)
+        m = cv2.resize(mask, (side, side), interpolation=cv2.INTER_LINEAR)
+        x, y = rng.integers(0, size - side + 1, size=2)
+        full_leaf = np.zeros_like(rgb)
+        full_mask = np.zeros(mask.shape, np.float32)
+        full_leaf[y : y + side, x : x + side] = leaf
+        full_mask[y : y + side, x : x + side] = m
+        rgb, mask = full_leaf, full_mask
+    m3 = mask[..., None]
+    return (rgb * m3 + scene.astype(np.float32) * (1 - m3)).astype(np.uint8)
+
+
 def augment(
     rgb: np.ndarray,
     rng: np.random.Generator,
@@ -86,19 +121,28 @@ def augment(
     scenes: np.ndarray | None,
     crop_min: float = 0.3,
     swap_p: float = 0.4,
+    leaf_scale_min: float = 1.0,
+    field_light_p: float = 0.0,
 ) -> np.ndarray:
-    """One training view of a stored photo (RGB uint8 at the model's size)."""
+    """One training view of a stored photo (RGB uint8 at the model's size).
+
+    ``is_leaf`` marks photos whose leaf can be cut out of a plain background (lab photos,
+    picked leaves on paper or cloth); only those get a new background and a new scale.
+    """
     img = rgb
+    swapped = False
     if is_leaf and rng.random() < swap_p:
-        mask = leaf_mask(img)[..., None]
+        mask = leaf_mask(img)
         if mask.mean() > 0.05:
-            scene = random_scene(rng, img.shape[0], scenes).astype(np.float32)
-            img = (img * mask + scene * (1 - mask)).astype(np.uint8)
-    img = random_resized_crop(img, rng, size, scale=(crop_min, 1.0))
+            img = paste_on_scene(img, mask, random_scene(rng, img.shape[0], scenes), rng, leaf_scale_min)
+            swapped = True
+    img = random_resized_crop(img, rng, size, scale=(max(crop_min, 0.6) if swapped else crop_min, 1.0))
     if rng.random() < 0.5:
         img = img[:, ::-1]
     img = np.ascontiguousarray(np.rot90(img, int(rng.integers(4))))
     img = colour_jitter(img, rng)
+    if rng.random() < field_light_p:
+        img = field_light(img, rng)
     if rng.random() < 0.15:
         img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.5, 1.5))
     return img

@@ -13,15 +13,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
-FIELDS = ("split", "slug", "file", "sha256")
+FIELDS = ("split", "slug", "file", "sha256", "source", "folder", "background", "group")
 
 
 @dataclass(frozen=True)
 class Entry:
     split: str
-    slug: str
-    file: str  # relative to the data root: "<slug>/<name>"
+    slug: str  # the model class the photo teaches or tests
+    file: str  # relative to the data root
     sha256: str
+    source: str = "plantvillage"  # plantvillage | field-apple | deepweeds
+    folder: str = ""  # the folder in its source (e.g. "rust", "lantana")
+    background: str = "lab"  # lab | natural | plain | field
+    group: str = ""  # photos of one leaf, scene or trip: never split apart
 
 
 def file_sha256(path: Path) -> str:
@@ -63,13 +67,13 @@ def write_manifest(entries: list[Entry], path: Path) -> str:
         writer = csv.writer(fh, lineterminator="\n")
         writer.writerow(FIELDS)
         for e in sorted(entries, key=lambda e: (e.split, e.file)):
-            writer.writerow((e.split, e.slug, e.file, e.sha256))
+            writer.writerow((e.split, e.slug, e.file, e.sha256, e.source, e.folder, e.background, e.group))
     return file_sha256(path)
 
 
 def read_manifest(path: Path) -> list[Entry]:
     with path.open(newline="", encoding="utf-8") as fh:
-        return [Entry(r["split"], r["slug"], r["file"], r["sha256"]) for r in csv.DictReader(fh)]
+        return [Entry(**{k: v for k, v in r.items() if k in FIELDS}) for r in csv.DictReader(fh)]
 
 
 def verify_files(entries: list[Entry], root: Path) -> list[str]:

@@ -29,6 +29,8 @@ class TrainConfig:
     max_steps: int | None = None  # smoke runs stop early
     crop_min: float = 0.3  # smallest random crop, as a share of the photo's area
     swap_p: float = 0.4  # chance a leaf is pasted onto another background
+    leaf_scale_min: float = 1.0  # a pasted leaf is shrunk to between this and its full size
+    field_light_p: float = 0.0  # chance of outdoor light (gamma, shadow gradient, colour cast)
     seed: int = 7
     threads: int = 2
 
@@ -62,8 +64,12 @@ def train(
     cfg: TrainConfig,
     on_epoch: Callable[[int, MobileNetV2], float] | None = None,
     log: Callable[[str], None] = print,
+    repeats: np.ndarray | None = None,
 ) -> dict[str, torch.Tensor]:
-    """Train in place; returns the state of the epoch that ``on_epoch`` scored best (or the last)."""
+    """Train in place; returns the state of the epoch that ``on_epoch`` scored best (or the last).
+
+    ``repeats``: how often each photo is seen per epoch (field photos more often than lab ones).
+    """
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
     rng = np.random.default_rng(cfg.seed)
@@ -75,7 +81,8 @@ def train(
         [{"params": body, "lr": cfg.lr_backbone}, {"params": head, "lr": cfg.lr_head}],
         weight_decay=cfg.weight_decay,
     )
-    steps_per_epoch = math.ceil(len(pixels) / cfg.batch_size)
+    pool = np.repeat(np.arange(len(pixels)), repeats if repeats is not None else 1)
+    steps_per_epoch = math.ceil(len(pool) / cfg.batch_size)
     total = steps_per_epoch * cfg.epochs
     if cfg.max_steps is not None:
         total = min(total, cfg.max_steps)
@@ -83,14 +90,27 @@ def train(
     best_score, best_state, step = -1.0, None, 0
     for epoch in range(cfg.epochs):
         net.train()
-        order = rng.permutation(len(pixels))
+        order = rng.permutation(pool)
         t0, seen, loss_sum = time.time(), 0, 0.0
         for i in range(0, len(order), cfg.batch_size):
             if step >= total:
                 break
             idx = order[i : i + cfg.batch_size]
             views = np.stack(
-                [augment(pixels[j], rng, spec.size, bool(leaf[j]), scenes, cfg.crop_min, cfg.swap_p) for j in idx]
+                [
+                    augment(
+                        pixels[j],
+                        rng,
+                        spec.size,
+                        bool(leaf[j]),
+                        scenes,
+                        cfg.crop_min,
+                        cfg.swap_p,
+                        cfg.leaf_scale_min,
+                        cfg.field_light_p,
+                    )
+                    for j in idx
+                ]
             )
             x = normalise_batch(views, spec).contiguous(memory_format=torch.channels_last)
             y = torch.from_numpy(labels[idx].astype(np.int64))
