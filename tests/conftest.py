@@ -9,6 +9,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data" / "plantvillage"
+SHARED_ROOT = REPO.parent / "shared" / "data"  # plantvillage/, field/apple/, other-plants/deepweeds/
 SHARED_WEIGHTS = REPO.parent / "shared" / "weights" / "mobilenetv2-12-int8.onnx"
 MODEL = REPO / "models" / "leafnet-int8.onnx"
 
@@ -25,6 +26,14 @@ def _require(path: Path) -> Path:
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     return _require(SHARED_DATA)
+
+
+@pytest.fixture(scope="session")
+def shared_root() -> Path:
+    """Every photo source the model is trained and judged on."""
+    for sub in ("plantvillage", "field/apple", "other-plants/deepweeds"):
+        _require(SHARED_ROOT / sub)
+    return SHARED_ROOT
 
 
 @pytest.fixture(scope="session")
