@@ -1,8 +1,9 @@
 """`appliance bench`: the shipped int8 model against its fp32 export, on this machine.
 
 Each engine runs in its own process so that load time and peak memory are its own:
-onnxruntime int8 (shipped), onnxruntime fp32, and OpenCV's DNN module on the fp32 file.
-Batch 1, 10 warm-up runs, then 100 timed runs on a real sample photo.
+onnxruntime int8 (shipped), onnxruntime fp32, OpenCV's DNN module on the fp32 file, and the
+speed reference: the ONNX Model Zoo's int8 MobileNetV2 (../shared/weights) with the same
+onnxruntime options. Batch 1, 10 warm-up runs, then 100 timed runs on a real sample photo.
 """
 
 from __future__ import annotations
@@ -18,7 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-ENGINES = ("onnxruntime-int8", "onnxruntime-fp32", "opencv-dnn-fp32")
+ENGINES = ("onnxruntime-int8", "onnxruntime-fp32", "opencv-dnn-fp32", "onnxruntime-zoo-int8")
+ZOO_ENGINE = "onnxruntime-zoo-int8"
+ZOO_RATIO_LINE = 1.10  # the shipped int8 model may be at most this much slower than the zoo's (issue 9)
+DEFAULT_REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "weights" / "mobilenetv2-12-int8.onnx"
 
 
 def _sample_tensor(size: int, mean, std) -> np.ndarray:
@@ -28,14 +32,26 @@ def _sample_tensor(size: int, mean, std) -> np.ndarray:
     return preprocess(read_image(sample_paths()[0]), InputSpec(size, tuple(mean), tuple(std)))
 
 
-def run_engine(engine: str, int8_path: Path, threads: int, warmup: int, runs: int) -> dict:
+def run_engine(engine: str, int8_path: Path, threads: int, warmup: int, runs: int, reference: Path) -> dict:
     """Runs inside the worker process."""
-    from .classifier import OnnxClassifier
+    from .classifier import OnnxClassifier, session_options
 
     fp32_path = int8_path.with_name(int8_path.name.replace("int8", "fp32"))
-    path = int8_path if engine.endswith("int8") else fp32_path
+    path = reference if engine == ZOO_ENGINE else int8_path if engine.endswith("int8") else fp32_path
     t0 = time.perf_counter()
-    if engine.startswith("onnxruntime"):
+    if engine == ZOO_ENGINE:
+        import onnxruntime as ort
+
+        if not reference.is_file():
+            raise SystemExit(f"reference model not found: {reference}")
+        info = OnnxClassifier(int8_path, threads=1).info  # same input size and normalisation
+        session = ort.InferenceSession(str(reference), session_options(threads), providers=["CPUExecutionProvider"])
+        name = session.get_inputs()[0].name
+
+        def infer(x: np.ndarray) -> np.ndarray:
+            return session.run(None, {name: x})[0]
+
+    elif engine.startswith("onnxruntime"):
         clf = OnnxClassifier(path, threads=threads)
         info = clf.info
         infer = clf.logits
@@ -77,11 +93,20 @@ def run_engine(engine: str, int8_path: Path, threads: int, warmup: int, runs: in
     }
 
 
-def bench(int8_path: Path, out: Path, threads: tuple[int, ...] = (1, 2), warmup: int = 10, runs: int = 100) -> dict:
+def bench(
+    int8_path: Path,
+    out: Path,
+    threads: tuple[int, ...] = (1, 2),
+    warmup: int = 10,
+    runs: int = 100,
+    reference: Path = DEFAULT_REFERENCE,
+) -> dict:
     results = []
+    engines = [e for e in ENGINES if e != ZOO_ENGINE or reference.is_file()]  # the reference is not on a Pi
     for n in threads:
-        for engine in ENGINES:
+        for engine in engines:
             cmd = [sys.executable, "-m", "appliance.bench", engine, str(int8_path), str(n), str(warmup), str(runs)]
+            cmd.append(str(reference))
             proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
             if proc.returncode != 0:
                 error = (proc.stderr.strip().splitlines() or ["failed"])[-1]
@@ -99,32 +124,50 @@ def bench(int8_path: Path, out: Path, threads: tuple[int, ...] = (1, 2), warmup:
         "onnxruntime": _version("onnxruntime"),
         "opencv": _version("cv2"),
         "results": results,
+        "reference": str(reference) if reference.is_file() else None,
     }
-    ratios = {}
+    ratios, zoo = {}, {}
     for n in threads:
         by = {r["engine"]: r for r in results if r["threads"] == n}
-        i8, f32 = by.get("onnxruntime-int8", {}), by.get("onnxruntime-fp32", {})
+        i8, f32, ref = by.get("onnxruntime-int8", {}), by.get("onnxruntime-fp32", {}), by.get(ZOO_ENGINE, {})
         if "p50_ms" in i8 and "p50_ms" in f32:
             ratios[str(n)] = round(i8["p50_ms"] / f32["p50_ms"], 3)
+        if "p50_ms" in i8 and "p50_ms" in ref:
+            zoo[str(n)] = round(i8["p50_ms"] / ref["p50_ms"], 3)
     report["int8_over_fp32_p50_by_threads"] = ratios
+    report["int8_over_zoo_int8_p50_by_threads"] = zoo
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     return report
 
 
+def zoo_gate(report: dict) -> list[str]:
+    """Release-line failures: int8 p50 over the ONNX-zoo int8 MobileNetV2's, same run, each thread count."""
+    ratios = report.get("int8_over_zoo_int8_p50_by_threads", {})
+    if not ratios:
+        return ["no int8 / ONNX-zoo comparison was measured (reference model missing?)"]
+    return [
+        f"int8 p50 is {r:.2f}x the ONNX-zoo model's at {n} thread(s) (line {ZOO_RATIO_LINE})"
+        for n, r in ratios.items()
+        if r > ZOO_RATIO_LINE
+    ]
+
+
 def format_report(report: dict) -> str:
-    head = f"{'engine':<18} {'threads':>7} {'p50 ms':>8} {'p99 ms':>8} {'img/s':>7} {'load ms':>8} {'peak RSS MB':>12}"
+    head = f"{'engine':<20} {'threads':>7} {'p50 ms':>8} {'p99 ms':>8} {'img/s':>7} {'load ms':>8} {'peak RSS MB':>12}"
     lines = [head]
     for r in report["results"]:
         if "error" in r:
-            lines.append(f"{r['engine']:<18} {r['threads']:>7} failed: {r['error']}")
+            lines.append(f"{r['engine']:<20} {r['threads']:>7} failed: {r['error']}")
             continue
         lines.append(
-            f"{r['engine']:<18} {r['threads']:>7} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} {r['images_per_s']:>7.1f} "
+            f"{r['engine']:<20} {r['threads']:>7} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} {r['images_per_s']:>7.1f} "
             f"{r['load_ms']:>8.1f} {r['peak_rss_mb']:>12.1f}"
         )
     for n, ratio in report["int8_over_fp32_p50_by_threads"].items():
         lines.append(f"int8 p50 / fp32 p50 at {n} thread(s) = {ratio:.2f}")
+    for n, ratio in report.get("int8_over_zoo_int8_p50_by_threads", {}).items():
+        lines.append(f"int8 p50 / ONNX-zoo int8 MobileNetV2 p50 at {n} thread(s) = {ratio:.2f} (line: 1.10)")
     lines.append(f"machine: {report['machine']['cpu']}, {report['machine']['cores']} cores")
     return "\n".join(lines)
 
@@ -152,6 +195,6 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-if __name__ == "__main__":  # worker: python -m appliance.bench ENGINE INT8_PATH THREADS WARMUP RUNS
-    engine, model, threads, warmup, runs = sys.argv[1:6]
-    print(json.dumps(run_engine(engine, Path(model), int(threads), int(warmup), int(runs))))
+if __name__ == "__main__":  # worker: python -m appliance.bench ENGINE INT8_PATH THREADS WARMUP RUNS REFERENCE
+    engine, model, threads, warmup, runs, reference = sys.argv[1:7]
+    print(json.dumps(run_engine(engine, Path(model), int(threads), int(warmup), int(runs), Path(reference))))

@@ -93,6 +93,22 @@ def _parse_metadata(path: Path, sha256: str, meta: dict[str, str]) -> ModelInfo:
     )
 
 
+def session_options(threads: int):
+    """The one set of onnxruntime options the device runs with (the benchmark times the same)."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.log_severity_level = 3
+    # Idle worker threads otherwise spin and burn battery between presses.
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    return opts
+
+
 class OnnxClassifier:
     """Implements ports.Classifier on onnxruntime's CPU provider."""
 
@@ -114,17 +130,8 @@ class OnnxClassifier:
                     f"{path}: checksum mismatch (sha256 {digest[:12]}..., expected {want[:12]}...): "
                     "the file is corrupt or not the model this device was given; reinstall it"
                 )
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        opts.log_severity_level = 3
-        # Idle worker threads otherwise spin and burn battery between presses.
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
         try:
-            self._session = ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
+            self._session = ort.InferenceSession(data, session_options(threads), providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises several private exception types
             raise ModelError(f"{path}: not a loadable ONNX model ({str(exc).splitlines()[0][:200]})") from None
         self._input = self._session.get_inputs()[0].name

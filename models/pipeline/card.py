@@ -20,6 +20,7 @@ def summary(ev: dict) -> str:
     i8, f32 = ev["int8"], ev["fp32"]
     rows = [
         ("leaf photos: top-1", "leaf_top1"),
+        ("leaf photos: balanced top-1 (mean over classes)", "leaf_balanced_top1"),
         ("leaf photos: top-1 of those accepted", "leaf_top1_when_accepted"),
         ("leaf photos refused (retake)", "leaf_refused"),
         ("no-leaf photos refused", "background_refused"),
@@ -27,7 +28,10 @@ def summary(ev: dict) -> str:
         ("ECE before temperature scaling", "ece_before"),
         ("ECE after temperature scaling", "ece_after"),
     ]
-    out = [f"| {ev['split']} split, {ev['photos']} photos | int8 (shipped) | fp32 |", "|---|---|---|"]
+    out = [
+        f"| lab {ev['split']} split, {ev.get('lab_photos', ev['photos'])} photos | int8 (shipped) | fp32 |",
+        "|---|---|---|",
+    ]
     out += [f"| {name} | {pct(i8[key])} | {pct(f32[key])} |" for name, key in rows]
     out.append(f"| temperature | {i8['temperature']:.3f} | {f32['temperature']:.3f} |")
     out.append(f"| file size | {i8['file_mb']:.2f} MB | {f32['file_mb']:.2f} MB |")
@@ -60,12 +64,66 @@ def bench(b: dict) -> str:
             f"{r['load_ms']:.0f} | {r['peak_rss_mb']:.0f} | {r['model_mb']:.2f} |"
         )
     ratios = ", ".join(f"**{v:.2f}** at {n} thread(s)" for n, v in b["int8_over_fp32_p50_by_threads"].items())
-    return "\n".join(out) + f"\n\nint8 p50 / fp32 p50: {ratios}"
+    zoo = ", ".join(f"**{v:.2f}** at {n} thread(s)" for n, v in b.get("int8_over_zoo_int8_p50_by_threads", {}).items())
+    return "\n".join(out) + f"\n\nint8 p50 / fp32 p50: {ratios}\n\nint8 p50 / ONNX-zoo int8 MobileNetV2 p50: {zoo}"
+
+
+FIELD_ROWS = (
+    ("field-apple/rust", "apple rust (taught as cedar apple rust)"),
+    ("field-apple/healthy", "healthy apple, on the tree"),
+    ("field-apple/alternaria_leaf_spot", "Alternaria leaf spot"),
+    ("field-apple/brown_spot", "brown spot (Marssonina)"),
+    ("field-apple/gray_spot", "gray spot"),
+    ("field-apple/new_diseases", "the three apple diseases PlantVillage lacks"),
+    ("deepweeds/all", "DeepWeeds: weeds and rangeland (other plants)"),
+)
+
+
+def _cells(r: dict) -> str:
+    return " | ".join("-" if r[k] is None else f"{r[k] * 100:.0f}%" for k in ("right", "refused", "unknown", "wrong"))
+
+
+def field(ev: dict) -> str:
+    """Held-out field photos: right / refused / unknown / wrong, by background, crop unknown and known."""
+    unknown, known = ev["field"]["crop_unknown"]["table"], ev["field"]["crop_apple"]["table"]
+    out = [
+        "| held-out photos | background | n | right | refused | unknown | wrong | with crops = apple: right | "
+        "refused | unknown | wrong |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for key, name in FIELD_ROWS:
+        for bg, r in unknown[key].items():
+            if bg != "all" and len(unknown[key]) == 2:
+                continue  # one background only: the "all" row says it
+            out.append(f"| {name} | {bg} | {r['photos']} | {_cells(r)} | {_cells(known[key][bg])} |")
+    return "\n".join(out)
+
+
+def background(ev: dict) -> str:
+    b = ev.get("background_checks") or {}
+    if not b:
+        return ""
+    lines = [f"Background checks on the {b['photos']} held-out picked leaves on paper or cloth:", ""]
+    lines.append(
+        f"- leaf painted out (paper or cloth alone): a disease named for "
+        f"{b['leaf_painted_out/crop_unknown']['disease_named'] * 100:.1f}% (crop unknown), "
+        f"{b['leaf_painted_out/crop_apple']['disease_named'] * 100:.1f}% (crops = apple)"
+    )
+    for mode, words in (("crop_unknown", "crop unknown"), ("crop_apple", "crops = apple")):
+        r = b[f"leaf_on_field_scene/{mode}"]
+        lines.append(
+            f"- the same leaves moved onto held-out field scenes, {words}: right {r['right'] * 100:.0f}%, refused "
+            f"{r['refused'] * 100:.0f}%, unknown {r['unknown'] * 100:.0f}%, wrong {r['wrong'] * 100:.0f}%"
+        )
+    return "\n".join(lines)
 
 
 def main(argv: list[str]) -> int:
     ev = json.loads(Path(argv[0]).read_text())
     print(summary(ev), "\n")
+    if "field" in ev:
+        print(field(ev), "\n")
+        print(background(ev), "\n")
     print(per_class(ev), "\n")
     if len(argv) > 1:
         print(bench(json.loads(Path(argv[1]).read_text())))
