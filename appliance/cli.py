@@ -10,7 +10,7 @@ import textwrap
 from pathlib import Path
 
 from . import __version__
-from .errors import ApplianceError, ImageError
+from .errors import ApplianceError, ConfigError, ImageError
 from .vision.preprocess import IMAGE_SUFFIXES
 
 
@@ -32,17 +32,26 @@ def _safe(text: str) -> str:
 
 
 def cmd_diagnose(args: argparse.Namespace) -> int:
+    from . import labels
     from .wiring import make_diagnoser
 
-    diagnoser = make_diagnoser(_config(args), model=args.model, top_k=args.top_k)
+    cfg = _config(args)
+    try:
+        diagnoser = make_diagnoser(cfg, model=args.model, top_k=args.top_k, crops=args.crop)
+    except ConfigError as exc:
+        if args.crop is None:
+            raise
+        raise ConfigError(str(exc).replace("diagnosis.crops:", "--crop:", 1)) from None
     paths = _expand(args.images)
     if not paths:
         print("no photos given (or the folder holds none)", file=sys.stderr)
         return 2
     width = shutil.get_terminal_size((100, 24)).columns
     name_w = min(max(len(_safe(p.name)) for p in paths), 32)
-    counts = {"diagnosis": 0, "retake": 0, "failed": 0}
+    counts = {"diagnosis": 0, "retake": 0, "unknown": 0, "failed": 0}
     if not args.json:
+        if diagnoser.crops:
+            print(f"Crops: {', '.join(labels.crop_name(c, cfg.device.language) for c in diagnoser.crops)}")
         print(f"{'PHOTO':<{name_w}}  {'VERDICT':<9}  {'CROP':<12}  {'CONDITION':<26}  CONFIDENCE")
     for path in paths:
         try:
@@ -64,7 +73,10 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
         for line in textwrap.wrap(d.advice, width=max(40, width - name_w - 4)):
             print(f"{'':<{name_w}}  {line}")
     if not args.json:
-        done = f"{counts['diagnosis']} diagnosed, {counts['retake']} retake, {counts['failed']} failed"
+        done = f"{counts['diagnosis']} diagnosed, {counts['retake']} retake, "
+        if counts["unknown"]:
+            done += f"{counts['unknown']} unknown, "
+        done += f"{counts['failed']} failed"
         print(f"\n{len(paths)} photo(s): {done}")
     return 1 if counts["failed"] else 0
 
@@ -78,6 +90,7 @@ def _json_result(path: Path, d) -> dict:
         "crop": d.crop,
         "condition": d.condition,
         "advice": d.advice,
+        "crops": list(d.crops),
         "quality": d.to_dict()["quality"],
         "timings_ms": d.to_dict()["timings"],
         "model_version": d.model_version,
@@ -86,14 +99,26 @@ def _json_result(path: Path, d) -> dict:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from .bench import bench, format_report
+    from .bench import DEFAULT_REFERENCE, bench, format_report, zoo_gate
     from .classifier import default_model_path
 
     model = Path(args.model) if args.model else default_model_path()
-    report = bench(model, Path(args.out), threads=tuple(args.threads), warmup=args.warmup, runs=args.runs)
+    report = bench(
+        model,
+        Path(args.out),
+        threads=tuple(args.threads),
+        warmup=args.warmup,
+        runs=args.runs,
+        reference=Path(args.reference) if args.reference else DEFAULT_REFERENCE,
+    )
     print(format_report(report))
     print(f"written to {args.out}")
-    return 0 if all("error" not in r for r in report["results"]) else 1
+    failed = [f"{r['engine']} failed: {r['error']}" for r in report["results"] if "error" in r]
+    if args.gate:
+        failed += zoo_gate(report)
+    for line in failed:
+        print(f"FAIL  {line}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def cmd_bench_appliance(args: argparse.Namespace) -> int:
@@ -181,7 +206,13 @@ def cmd_config(args: argparse.Namespace) -> int:
 
     cfg = _config(args)  # raises ConfigError listing every problem
     if args.action == "check":
+        from .wiring import check_crops
+
         where = args.config or (DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.exists() else "built-in defaults")
+        try:
+            check_crops(cfg)  # the crops against the model's classes (loads the model only when crops are set)
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
         print(f"OK: {where}")
     else:
         sys.stdout.write(cfg.to_toml())
@@ -206,6 +237,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON object per photo, one per line")
     p.add_argument("--top-k", type=int, default=3, help="how many ranked classes to report (default 3)")
     p.add_argument("--model", help="ONNX model to use instead of the configured one")
+    p.add_argument(
+        "--crop",
+        action="append",
+        metavar="NAME",
+        help="choose among this crop's conditions only (repeat for several); overrides [diagnosis] crops",
+    )
     p.add_argument("--config", help="config file (default /etc/leaf-appliance/config.toml if present)")
     p.set_defaults(func=cmd_diagnose)
 
@@ -215,6 +252,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="thread counts to measure (default 1 2)")
     p.add_argument("--warmup", type=int, default=10)
     p.add_argument("--runs", type=int, default=100)
+    p.add_argument(
+        "--reference",
+        help="the speed reference: the ONNX Model Zoo int8 MobileNetV2 (default ../shared/weights/...)",
+    )
+    p.add_argument("--gate", action="store_true", help="exit 1 if int8 p50 is over 1.1x the reference model's")
     p.set_defaults(func=cmd_bench)
     p = sub.add_parser("bench-appliance", help="time press -> result on the simulated appliance, start-up, memory")
     p.add_argument("--presses", type=int, default=50)

@@ -178,6 +178,34 @@ class ModelConfig:
     )
 
 
+def _crop_names(value: tuple[str, ...]) -> str | None:
+    if not value:
+        return (
+            'must name at least one crop, like ["apple"]; leave the key out to choose among every crop the model knows'
+        )
+    bad = [name for name in value if not re.fullmatch(r"[a-z][a-z0-9_]{0,39}", name)]
+    if bad:
+        return f'{_show(bad[0])} is not a crop name (lower-case letters, digits and _, like "apple" or "pepper_bell")'
+    return None
+
+
+def _crop_keys(value: tuple[str, ...]) -> tuple[str, ...]:
+    """Lower case, duplicates dropped, sorted: the form resolve_crops returns and the records keep."""
+    return tuple(sorted(dict.fromkeys(value)))
+
+
+@dataclass(frozen=True)
+class DiagnosisConfig:
+    crops: tuple[str, ...] | None = field(
+        default=None,
+        metadata=_about(
+            "absent = every crop the model knows; else choose among these crops only (checked against the model)",
+            _crop_names,
+            normalize=_crop_keys,
+        ),
+    )
+
+
 @dataclass(frozen=True)
 class QualityConfig:
     min_brightness: float = field(
@@ -340,6 +368,7 @@ class ExportConfig:
 class Config:
     device: DeviceConfig = field(default_factory=DeviceConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
+    diagnosis: DiagnosisConfig = field(default_factory=DiagnosisConfig)
     quality: QualityConfig = field(default_factory=QualityConfig)
     camera: CameraConfig = field(default_factory=CameraConfig)
     button: ButtonConfig = field(default_factory=ButtonConfig)
@@ -384,11 +413,11 @@ class Config:
         blocks = []
         for section_field in fields(self):
             section = getattr(self, section_field.name)
-            rows = [(f.name, _toml_value(getattr(section, f.name)), f.metadata.get("doc", "")) for f in fields(section)]
-            width = max(len(f"{name} = {value}") for name, value, _ in rows)
+            rows = [(f.name, getattr(section, f.name), f.metadata.get("doc", "")) for f in fields(section)]
+            texts = [_toml_line(name, value) for name, value, _ in rows]
+            width = max(len(text) for text in texts)
             lines = [f"[{section_field.name}]"]
-            for name, value, doc in rows:
-                text = f"{name} = {value}"
+            for text, (_, _, doc) in zip(texts, rows, strict=True):
                 lines.append(f"{text.ljust(width)}  # {doc}" if comments and doc else text)
             blocks.append("\n".join(lines))
         return "\n\n".join(blocks) + "\n"
@@ -429,6 +458,7 @@ _TYPE_NAMES: dict[Any, str] = {
     str: "string",
     Path: "path",
     Path | None: "path or empty",
+    tuple[str, ...] | None: "list of strings or absent",
 }
 
 
@@ -461,6 +491,17 @@ def _toml_string(text: str) -> str:
     return '"' + "".join(out) + '"'
 
 
+def _toml_line(name: str, value: Any) -> str:
+    """``name = value``; a list left out (None: "absent" is its default) is written commented out."""
+    if value is None and name in _ABSENT_BY_DEFAULT:
+        return f"# {name} = {_ABSENT_BY_DEFAULT[name]}"
+    return f"{name} = {_toml_value(value)}"
+
+
+# Keys whose default is to be left out of the file, with an example value for the commented line.
+_ABSENT_BY_DEFAULT = {"crops": '["apple"]'}
+
+
 def _toml_value(value: Any) -> str:
     if value is None:
         return '""'
@@ -472,6 +513,8 @@ def _toml_value(value: Any) -> str:
         return repr(value)
     if isinstance(value, str | Path):
         return _toml_string(str(value))
+    if isinstance(value, tuple | list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     raise TypeError(f"cannot write {type(value).__name__} as TOML")
 
 
@@ -545,6 +588,12 @@ def _coerce(hint: Any, value: Any) -> tuple[Any, str | None]:
         if not path.is_absolute():
             return None, f'must be an absolute path (starting with "/" or "~/"), got {_show(value)}'
         return path, None
+    if hint == tuple[str, ...] | None:
+        if not isinstance(value, list):
+            return None, _wrong_type("a list of strings in [brackets]", value)
+        if not all(isinstance(v, str) for v in value):
+            return None, 'must be a list of strings in quotes, like ["apple"]'
+        return tuple(v.strip().lower() for v in value), None
     raise TypeError(f"no rule for type {hint!r}")  # a schema bug, not a user mistake
 
 
@@ -786,6 +835,7 @@ __all__ = [
     "Config",
     "DaemonConfig",
     "DeviceConfig",
+    "DiagnosisConfig",
     "DisplayConfig",
     "ExportConfig",
     "KeySpec",

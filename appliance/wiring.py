@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from .classifier import OnnxClassifier
-from .diagnosis import Diagnoser
+from .diagnosis import Diagnoser, resolve_crops
+from .errors import ConfigError, ModelError
 from .vision.quality import QualityThresholds
 
 
@@ -15,9 +16,19 @@ def _set(path: object) -> Path | None:
     return Path(text) if text not in ("", ".") else None
 
 
-def make_diagnoser(cfg, model: str | None = None, top_k: int = 3) -> Diagnoser:
+def _classifier(cfg, model: str | None = None) -> OnnxClassifier:
     path = Path(model) if model else _set(cfg.model.path)
-    clf = OnnxClassifier(path, sha256="" if model else cfg.model.sha256, threads=cfg.model.threads)
+    return OnnxClassifier(path, sha256="" if model else cfg.model.sha256, threads=cfg.model.threads)
+
+
+def make_diagnoser(
+    cfg, model: str | None = None, top_k: int = 3, crops: list[str] | tuple[str, ...] | None = None
+) -> Diagnoser:
+    """The Diagnoser the config describes; ``crops`` (``diagnose --crop``) overrides [diagnosis] crops.
+
+    Raises ConfigError when a crop is not one the model knows (see diagnosis.resolve_crops).
+    """
+    clf = _classifier(cfg, model)
     q = cfg.quality
     thresholds = QualityThresholds(
         min_brightness=q.min_brightness,
@@ -25,7 +36,22 @@ def make_diagnoser(cfg, model: str | None = None, top_k: int = 3) -> Diagnoser:
         min_sharpness=q.min_sharpness,
         min_plant_fraction=q.min_plant_fraction,
     )
-    return Diagnoser(clf, clf.info, thresholds, cfg.model.refuse_below or None, cfg.device.language, top_k)
+    chosen = crops if crops is not None else cfg.diagnosis.crops
+    return Diagnoser(
+        clf, clf.info, thresholds, cfg.model.refuse_below or None, cfg.device.language, top_k, crops=chosen
+    )
+
+
+def check_crops(cfg) -> None:
+    """`config check`: the configured crops against the model's classes; raises ConfigError (message
+    starting "diagnosis.crops: ") naming the crops the model knows. Nothing to check when the key is absent."""
+    if cfg.diagnosis.crops is None:
+        return
+    try:
+        info = _classifier(cfg).info
+    except ModelError as exc:
+        raise ConfigError(f"diagnosis.crops: cannot be checked against the model: {exc}") from None
+    resolve_crops(cfg.diagnosis.crops, info.classes)
 
 
 def make_camera(cfg):

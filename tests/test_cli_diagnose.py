@@ -35,10 +35,15 @@ def test_samples_are_diagnosed_right_or_refused_never_guessed(capsys):
             assert top == expected, (name, row["top_k"])
             assert row["crop"] and row["advice"]
             diagnosed += 1
+        elif row["verdict"] == "unknown":  # sure of the crop, not of the condition: the crop, never a guess
+            assert row["reason"] == "unknown_condition", (name, row)
+            assert expected.startswith(row["crop"].lower().replace(" ", "-")), (name, row["crop"])
+            assert row["top_k"][0]["probability"] < 0.9
         else:
             assert row["reason"] == "not_sure", (name, row)
             assert row["top_k"][0]["probability"] < 0.9
     assert diagnosed >= len(rows) - 2  # all but at most one leaf sample are diagnosed
+    assert all(row["crops"] == [] for row in rows)  # no crops configured: every crop the model knows
 
 
 def test_table_is_readable(capsys):
