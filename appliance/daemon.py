@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from . import screens
-from .errors import ApplianceError
+from . import labels, screens
+from .errors import ApplianceError, ConfigError
 from .ports import Button, Camera, CameraError, Display, LedPattern, Leds, Press
 from .result import Diagnosis, Verdict
 
@@ -223,6 +223,11 @@ class Appliance:
         except CameraError as exc:
             self._camera_fault(exc)
             return
+        except ConfigError as exc:  # e.g. diagnosis.crops names a crop the installed model does not know
+            self._enter_fault(
+                Fault("other", "Configuration problem", str(exc), "Ask the technician to fix the config file.")
+            )
+            return
         except ApplianceError as exc:
             kind = "model" if self.diagnoser is None else "storage"
             todo = (
@@ -306,8 +311,16 @@ class Appliance:
                 now=datetime.now(),
                 status=status,
                 warning=warning,
+                crops=self._crop_names(),
             )
         )
+
+    def _crop_names(self) -> tuple[str, ...] | None:
+        """Display names of the crops the diagnoser chooses among; () = all it knows; None = no diagnoser."""
+        if self.diagnoser is None:
+            return None
+        language = getattr(self.diagnoser, "language", labels.DEFAULT_LANGUAGE)
+        return tuple(labels.crop_name(c, language) for c in getattr(self.diagnoser, "crops", ()))
 
     # ----- a press ---------------------------------------------------------------------
     def _handle_press(self, press: Press) -> None:
@@ -443,6 +456,9 @@ class Appliance:
         if d.verdict is Verdict.RETAKE:
             self.leds.show(LedPattern.RETAKE)
             return self._show(screens.RetakeScreen(reason=d.reason, photo=frame, headline=d.condition, hint=d.advice))
+        if d.verdict is Verdict.UNKNOWN:
+            self.leds.show(LedPattern.UNKNOWN)
+            return self._show(screens.UnknownScreen.of(d, frame))
         self.leds.show(LedPattern.HEALTHY if d.healthy else LedPattern.DISEASE)
         return self._show(screens.ResultScreen(diagnosis=d, photo=frame))
 

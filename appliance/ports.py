@@ -29,6 +29,7 @@ class LedPattern(StrEnum):
     HEALTHY = "healthy"  # green steady
     DISEASE = "disease"  # red steady
     RETAKE = "retake"  # amber steady
+    UNKNOWN = "unknown"  # amber double blink: a plant or condition the model does not know
     EXPORTING = "exporting"  # blue/amber blink
     SAFE_TO_REMOVE = "safe_to_remove"  # green double blink
     FAULT_CAMERA = "fault_camera"  # red, 2 blinks then pause

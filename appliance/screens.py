@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from . import labels
-from .result import Diagnosis, RetakeReason
+from .result import Diagnosis, RetakeReason, UnknownReason
 
 FONT_DIR = Path(__file__).resolve().parent / "data" / "fonts"
 REGULAR_FONT = FONT_DIR / "DejaVuSans.ttf"
@@ -40,11 +40,15 @@ GREEN: RGB = (27, 110, 32)
 RED: RGB = (183, 28, 28)
 AMBER: RGB = (255, 179, 0)
 SLATE: RGB = (55, 71, 79)
+PURPLE: RGB = (74, 20, 140)  # "not known": neither a result (green/red) nor a bad photo (amber)
 WARNING_BAND: RGB = (255, 224, 130)
 
 ELLIPSIS = "…"
 
 READY_HINT = "Hold a leaf in front of the camera and press the button"
+UNKNOWN_TITLE = "Not known"
+UNKNOWN_NEXT = "Press the button for the next leaf."
+ALL_CROPS = "All crops"
 
 # Per reason: what is wrong, and one short hint for a better photo.
 # (headline, how to take a better photo) per reason; the words live in labels.py with the others.
@@ -62,6 +66,12 @@ class ReadyScreen:
     now: datetime | None = None  # None: the current local time
     status: str = ""  # one optional line, e.g. sync state or a storage warning
     warning: bool = False  # show ``status`` on an amber band
+    crops: tuple[str, ...] | None = None  # display names of the configured crops; () = all; None = no line
+
+
+def crops_line(crops: tuple[str, ...]) -> str:
+    """What the ready screen says about the crops it chooses among: "Crops: Apple, Grape" or "All crops"."""
+    return f"Crops: {', '.join(crops)}" if crops else ALL_CROPS
 
 
 @dataclass(frozen=True)
@@ -81,6 +91,22 @@ class RetakeScreen:
     photo: np.ndarray | None = None  # BGR, as captured
     headline: str | None = None  # overrides RETAKE_TEXT, e.g. in another language
     hint: str | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class UnknownScreen:
+    """A usable photo whose answer is not in the model: another plant, or a condition it was not taught."""
+
+    headline: str  # the Diagnosis's condition, e.g. "I don't know this plant"
+    hint: str  # the Diagnosis's advice: what to do instead
+    crop: str = ""  # the crop's display name when the crop is known (unknown condition)
+    reason: UnknownReason | None = None
+    photo: np.ndarray | None = None  # BGR, as captured
+
+    @classmethod
+    def of(cls, d: Diagnosis, photo: np.ndarray | None = None) -> UnknownScreen:
+        reason = d.reason if isinstance(d.reason, UnknownReason) else None
+        return cls(headline=d.condition, hint=d.advice, crop=d.crop, reason=reason, photo=photo)
 
 
 @dataclass(frozen=True)
@@ -108,7 +134,16 @@ class MessageScreen:
     tone: Literal["info", "ok", "warning", "error"] = "info"
 
 
-Screen = ReadyScreen | WorkingScreen | ResultScreen | RetakeScreen | FaultScreen | ProgressScreen | MessageScreen
+Screen = (
+    ReadyScreen
+    | WorkingScreen
+    | ResultScreen
+    | RetakeScreen
+    | UnknownScreen
+    | FaultScreen
+    | ProgressScreen
+    | MessageScreen
+)
 
 
 # ---- text fitting ---------------------------------------------------------------------------------
@@ -382,7 +417,11 @@ def render_ready(screen: ReadyScreen, size: tuple[int, int]) -> np.ndarray:
         facts.append(f"{screen.records:,} records stored")
     if screen.free_mb is not None:
         facts.append(f"{_human_bytes(round(screen.free_mb * 2**20))} free")
-    info_lines = [f"Model {screen.model_version}" if screen.model_version else "", " · ".join(facts)]
+    info_lines = [
+        crops_line(screen.crops) if screen.crops is not None else "",
+        f"Model {screen.model_version}" if screen.model_version else "",
+        " · ".join(facts),
+    ]
     info = "\n".join(line for line in info_lines if line)
     if info:
         fi = fit_text(info, c.w - 2 * m, c.s * 0.3, c.small, 12, max_lines=3)
@@ -466,6 +505,33 @@ def render_retake(screen: RetakeScreen, size: tuple[int, int]) -> np.ndarray:
     return c.array()
 
 
+def render_unknown(screen: UnknownScreen, size: tuple[int, int]) -> np.ndarray:
+    c = _Canvas(size)
+    top = c.header(UNKNOWN_TITLE, PURPLE)
+    m = c.margin
+    headline = screen.headline or labels.unknown_words(screen.reason.value if screen.reason else "")[0]
+    hint = screen.hint or labels.unknown_words(screen.reason.value if screen.reason else "")[1]
+    footer = fit_text(UNKNOWN_NEXT, c.w - 2 * m, c.s * 0.2, c.small, 12, max_lines=2)
+    bottom = c.h - m - footer.height
+    c.text(footer, m, bottom, MUTED)
+    body_h = bottom - m - top
+    side = int(min(body_h * 0.45, c.w * 0.3)) if screen.photo is not None else 0
+    if side:
+        c.photo(screen.photo, m, top, side)
+    x = m + side + m if side else m
+    y = top
+    room = max(side, body_h * 0.5)  # the headline may run below the photo: it is what matters here
+    if screen.crop:
+        fc = fit_text(screen.crop, c.w - x - m, c.s * 0.12, c.body, 12, bold=True, max_lines=1)
+        y = c.text(fc, x, y, PURPLE) + m // 2
+        room = max(0, room - (y - top))
+    fh = fit_text(headline, c.w - x - m, room, c.huge, c.min_text, bold=True, max_lines=3)
+    y = max(c.text(fh, x, y, INK), top + side) + m
+    ft = fit_text(hint, c.w - 2 * m, bottom - m - y, c.body, c.min_text)
+    c.text(ft, m, y, INK)
+    return c.array()
+
+
 def render_fault(screen: FaultScreen, size: tuple[int, int]) -> np.ndarray:
     c = _Canvas(size)
     top = c.header(screen.title, RED)
@@ -541,6 +607,7 @@ _RENDERERS: dict[type, Callable[..., np.ndarray]] = {
     WorkingScreen: render_working,
     ResultScreen: render_result,
     RetakeScreen: render_retake,
+    UnknownScreen: render_unknown,
     FaultScreen: render_fault,
     ProgressScreen: render_progress,
     MessageScreen: render_message,

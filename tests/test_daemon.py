@@ -82,17 +82,25 @@ def test_presses_give_rows_photos_screens_and_leds(tmp_path):
         assert row["photo_sha256"] == digest
         if "background" in sample.name:
             assert (row["verdict"], row["reason"]) == ("retake", "no_leaf")
-        elif row["verdict"] == "diagnosis":  # never a wrong diagnosis: unsure means retake
+        elif row["verdict"] == "diagnosis":  # never a wrong diagnosis: unsure means retake or unknown
             assert row["top1_slug"] == _expected_slug(sample), (sample.name, row["top1_slug"])
+        elif row["verdict"] == "unknown":  # the crop is sure, the condition is not: the crop is named
+            assert row["reason"] == "unknown_condition", (sample.name, row)
+            assert row["crop"] == label(_expected_slug(sample)).crop, (sample.name, row)
         else:
             assert row["reason"] == "not_sure", (sample.name, row)
+        assert row["crops"] == []  # no [diagnosis] crops: every crop the model knows
         assert {"capture_ms", "inference_ms", "commit_ms"} <= set(row["latency"])
 
-    # The display got a result (or retake) screen for every press, carrying the right words.
-    results = [s for s in shown if isinstance(s, screens.ResultScreen | screens.RetakeScreen)]
+    # The display got a result (or retake, or unknown) screen for every press, carrying the right words.
+    results = [s for s in shown if isinstance(s, screens.ResultScreen | screens.RetakeScreen | screens.UnknownScreen)]
     assert len(results) == len(samples)
+    assert all(s.crops == () for s in shown if isinstance(s, screens.ReadyScreen))  # "All crops"
     for screen, sample, row in zip(results, samples, rows, strict=True):
-        if isinstance(screen, screens.RetakeScreen):
+        if isinstance(screen, screens.UnknownScreen):
+            assert row["verdict"] == "unknown" and screen.reason.value == row["reason"]
+            assert (screen.headline, screen.crop) == (row["condition"], row["crop"])
+        elif isinstance(screen, screens.RetakeScreen):
             assert row["verdict"] == "retake" and screen.reason.value == row["reason"]
             assert screen.headline == ("No leaf in view" if "background" in sample.name else "Not sure what this is")
         else:
@@ -109,6 +117,8 @@ def test_presses_give_rows_photos_screens_and_leds(tmp_path):
     def led_for(row):
         if row["verdict"] == "retake":
             return LedPattern.RETAKE
+        if row["verdict"] == "unknown":
+            return LedPattern.UNKNOWN
         return LedPattern.HEALTHY if label(row["top1_slug"]).healthy else LedPattern.DISEASE
 
     assert after_busy == [led_for(row) for row in rows]
@@ -149,6 +159,29 @@ def test_missing_model_is_a_fault_screen_not_a_crash(tmp_path):
         shown = app.screens_shown[-1]
         assert isinstance(shown, screens.FaultScreen) and "not found" in shown.problem
         assert send_press(cfg.control_socket_path, wait=True, timeout=10).startswith("error:")
+
+
+def test_configured_crops_are_on_the_ready_screen_and_in_every_record(tmp_path):
+    cfg = _config(tmp_path, diagnosis='crops = ["apple"]')
+    with Running(cfg) as app:
+        ready = app.screens_shown[-1]
+        assert isinstance(ready, screens.ReadyScreen) and ready.crops == ("Apple",)
+        reply = send_press(cfg.control_socket_path, wait=True, timeout=30)  # the tomato sample
+    assert reply.startswith("ok "), reply
+    with SqliteStore.open(cfg.db_path, cfg.data_dir) as store:
+        (row,) = store.recent(5)
+    assert row["crops"] == ["apple"]
+    assert row["top1_slug"].startswith(("apple__", "background__", "other__")), row["top1_slug"]
+
+
+def test_a_crop_the_model_does_not_know_is_a_config_fault(tmp_path):
+    cfg = _config(tmp_path, diagnosis='crops = ["banana"]')
+    with Running(cfg) as app:
+        assert app.state is State.FAULT
+        assert app.leds.current is LedPattern.FAULT_OTHER
+        shown = app.screens_shown[-1]
+        assert isinstance(shown, screens.FaultScreen) and shown.title == "Configuration problem"
+        assert "'banana'" in shown.problem and "apple" in shown.problem
 
 
 def test_damaged_database_is_kept_and_shown_as_a_storage_fault(tmp_path):

@@ -45,11 +45,19 @@ def every_screen() -> dict[str, S.Screen]:
     return {
         "ready": S.ReadyScreen("v1.2.0", 1234, 11_730.2, datetime(2024, 5, 1, 14, 5), "Last export 3 days ago"),
         "ready-warning": S.ReadyScreen("v1.2.0", 5, 238.4, None, "Storage almost full", warning=True),
+        "ready-crops": S.ReadyScreen("v1.2.0", 5, 238.4, None, "Synced 14:02", crops=("Apple", "Pepper, bell")),
+        "ready-all-crops": S.ReadyScreen("v1.2.0", 5, 238.4, crops=()),
         "working": S.WorkingScreen("Checking the photo"),
         "result": S.ResultScreen(diagnosis(), leaf_photo()),
         "result-no-photo": S.ResultScreen(diagnosis(healthy=True, condition="Healthy", advice="No action needed.")),
         "retake": S.RetakeScreen(RetakeReason.BLURRED, leaf_photo()),
         "retake-no-photo": S.RetakeScreen(RetakeReason.NO_LEAF),
+        "unknown-condition": S.UnknownScreen(
+            "Not a condition this model knows", "Show this leaf to your field adviser.", "Apple", photo=leaf_photo()
+        ),
+        "unknown-plant": S.UnknownScreen(
+            "I don't know this plant", "It is not a crop this appliance knows. Show the plant to your field adviser."
+        ),
         "fault": S.FaultScreen("Camera problem", "The camera is not responding.", "Check the cable.", 2),
         "progress": S.ProgressScreen("Copying to USB", 312, 1234, 45_600_000, 180_000_000, "Do not remove it"),
         "message": S.MessageScreen("Stopped", "The appliance has stopped."),
@@ -76,6 +84,23 @@ def test_header_colour_says_healthy_or_disease():
     assert tuple(well[2, 2]) == S.GREEN
     retake = S.render(S.RetakeScreen(RetakeReason.TOO_DARK), (480, 320))
     assert tuple(retake[2, 2]) == S.AMBER
+    unknown = S.render(S.UnknownScreen("I don't know this plant", "Ask."), (480, 320))
+    assert tuple(unknown[2, 2]) == S.PURPLE
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_long_unknown_and_crop_lists_stay_inside_the_frame(size):
+    w, h = size
+    m, header = S._Canvas(size).margin, S._Canvas(size).header_h
+    long = ("Xanthomonascampestrispvvesicatoria and more words " * 30).strip()
+    frames = [
+        S.render(S.UnknownScreen(long, long, long, photo=leaf_photo()), size),
+        S.render(S.ReadyScreen("v1", 1, 10.0, crops=tuple(f"Crop number {n}" for n in range(40))), size),
+    ]
+    for frame in frames:
+        assert (frame[h - m + 1 :] == 255).all()
+        assert (frame[:, w - m + 1 :][header + 1 :] == 255).all()
+        assert (frame[:, : m - 1][header + 1 :] == 255).all()
 
 
 def test_confidence_bar_follows_the_probability():

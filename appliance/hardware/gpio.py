@@ -49,6 +49,20 @@ class LedCode:
         speed = "fast" if on + off < 0.5 else "slow"
         return f"{self.colour}, {speed} blink ({on:g} s on, {off:g} s off)"
 
+    def short(self) -> str:
+        """The pattern as the first column of the hardware guide's troubleshooting table names it."""
+        colour = self.colour.capitalize()
+        if self.colour == "off":
+            return "No LED at all"
+        if not self.steps:
+            return f"{colour} steady"
+        if self.blinks:
+            return f"{colour}, {self.blinks} blinks"
+        if len(self.steps) == 2:
+            return f"{colour} double blink"
+        on, off = self.steps[0]
+        return f"{colour} {'fast' if on + off < 0.5 else 'slow'} blink"
+
 
 def _fault(blinks: int, meaning: str) -> LedCode:
     steps = ((BLINK_ON_S, BLINK_OFF_S),) * (blinks - 1) + ((BLINK_ON_S, CODE_PAUSE_S),)
@@ -63,6 +77,11 @@ LED_CODES: dict[LedPattern, LedCode] = {
     LedPattern.HEALTHY: LedCode("green", meaning="Result: the leaf looks healthy"),
     LedPattern.DISEASE: LedCode("red", meaning="Result: a disease was found (see the screen)"),
     LedPattern.RETAKE: LedCode("amber", meaning="Photo not usable: take it again (see the screen)"),
+    LedPattern.UNKNOWN: LedCode(
+        "amber",
+        ((0.15, 0.15), (0.15, 1.2)),
+        meaning="Not known: a plant or a condition this model does not know (see the screen)",
+    ),
     LedPattern.EXPORTING: LedCode("amber", ((0.8, 0.8),), meaning="Copying records to the USB stick: do not remove it"),
     LedPattern.SAFE_TO_REMOVE: LedCode(
         "green", ((0.15, 0.15), (0.15, 1.2)), meaning="Export finished: the USB stick can be removed"
