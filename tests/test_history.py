@@ -13,6 +13,7 @@ import pytest
 
 from appliance.result import Diagnosis, Quality, Ranked, RetakeReason, Timings, Verdict
 from appliance.store import SqliteStore, encode_jpeg
+from appliance.store.columns import JSON_COLUMNS
 from appliance.store.history import CSV_COLUMNS, EMPTY_MESSAGE, display_width, format_csv, format_json, format_table
 
 JPEG = encode_jpeg(np.full((16, 16, 3), 128, dtype=np.uint8))
@@ -116,7 +117,7 @@ def test_csv_parses_back_to_the_same_values_through_utf8(rows: list[dict]) -> No
             value = row[column]
             if value is None:
                 assert back[column] == ""
-            elif column in ("topk", "quality", "latency"):
+            elif column in JSON_COLUMNS:
                 assert json.loads(back[column]) == value
             elif isinstance(value, float):
                 assert float(back[column]) == value

@@ -8,13 +8,14 @@ import random
 import re
 import sqlite3
 import threading
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from appliance.result import Diagnosis, Quality, Ranked, RetakeReason, Timings, Verdict
+from appliance.result import Diagnosis, Quality, Ranked, RetakeReason, Timings, UnknownReason, Verdict
 from appliance.store import (
     MIGRATIONS,
     Migration,
@@ -264,10 +265,10 @@ def migrations_table(db_path: Path) -> list[tuple[int, str, str]]:
 
 def test_migrations_are_recorded_once_and_opening_twice_changes_nothing(paths: tuple[Path, Path]) -> None:
     with SqliteStore.open(*paths) as store:
-        assert store.schema_version() == len(MIGRATIONS) == 3
+        assert store.schema_version() == len(MIGRATIONS) == 4
     schema_once, ledger_once = schema_of(paths[0]), migrations_table(paths[0])
     with SqliteStore.open(*paths) as store:
-        assert store.schema_version() == 3
+        assert store.schema_version() == 4
     assert schema_of(paths[0]) == schema_once
     assert migrations_table(paths[0]) == ledger_once
     assert [(v, d) for v, d, _ in ledger_once] == [(m.number, m.description) for m in MIGRATIONS]
@@ -292,13 +293,119 @@ def test_a_v1_database_migrates_to_latest_and_keeps_its_rows(paths: tuple[Path, 
     assert migrations_table(db_path)[0][0] == 1
 
     with SqliteStore.open(db_path, data_dir) as store:
-        assert store.schema_version() == 3
+        assert store.schema_version() == 4
         row = store.get("0b9f6a36-1d42-4c1e-9d8e-2f3c4b5a6d7e")
         assert row["verdict"] == "retake" and row["reason"] == "too_dark"
         assert row["latency"] == {"total_ms": 9.5}
         assert row["exported_at"] is None and row["synced_at"] is None
         assert [r["id"] for r in store.unexported()] == ["0b9f6a36-1d42-4c1e-9d8e-2f3c4b5a6d7e"]
-    assert [v for v, _, _ in migrations_table(db_path)] == [1, 2, 3]
+        assert row["crops"] == []  # recorded before crops could be chosen: every crop
+    assert [v for v, _, _ in migrations_table(db_path)] == [1, 2, 3, 4]
+
+
+V3_IDS = (  # not in id order, so that keeping rowid order (the export's order) is tested
+    "c0000000-0000-4000-8000-000000000003",
+    "a0000000-0000-4000-8000-000000000001",
+    "b0000000-0000-4000-8000-000000000002",
+)
+
+
+def v3_database(db_path: Path) -> None:
+    """A database as the previous release (schema 3) left it: rows, an export ledger, synced and pruned marks."""
+    db_path.parent.mkdir(parents=True)
+    conn = connect(db_path)
+    assert apply_migrations(conn, MIGRATIONS[:3]) == [1, 2, 3]
+    for n, (rid, verdict, reason) in enumerate(
+        zip(V3_IDS, ("diagnosis", "retake", "diagnosis"), (None, "blurred", None), strict=True)
+    ):
+        conn.execute(
+            "INSERT INTO diagnoses (id, created_at, device_id, model_version, model_sha256, verdict, reason,"
+            " top1_slug, top1_probability, crop, condition, topk, quality, latency, photo_path, photo_sha256,"
+            " photo_bytes, exported_at, synced_at, photo_pruned_at)"
+            " VALUES (?, ?, 'pi-01', '1.0.0', 'cd', ?, ?, 'apple__apple_scab', 0.9, 'Apple', 'Apple scab',"
+            ' \'[{"slug": "apple__apple_scab", "probability": 0.9}]\', \'{"brightness": 100}\','
+            " '{\"total_ms\": 9.5}', ?, ?, 10, ?, ?, ?)",
+            (
+                rid,
+                f"2024-05-0{n + 1}T00:00:00.000Z",
+                verdict,
+                reason,
+                f"photos/2024/05/0{n + 1}/{rid}.jpg",
+                "ef" * 32,
+                "2024-06-01T00:00:00.000Z" if n < 2 else None,
+                "2024-06-02T00:00:00.000Z" if n == 0 else None,
+                "2024-06-03T00:00:00.000Z" if n == 0 else None,
+            ),
+        )
+        if n < 2:
+            conn.execute(
+                "INSERT INTO export_ledger (stick_id, diagnosis_id, exported_at, export_dir)"
+                " VALUES ('STICK-1', ?, '2024-06-01T00:00:00.000Z', 'leaf-export/pi-01')",
+                (rid,),
+            )
+    conn.close()
+
+
+def test_a_v3_database_gains_unknown_and_crops_and_keeps_rows_ledger_and_order(paths: tuple[Path, Path]) -> None:
+    db_path, data_dir = paths
+    v3_database(db_path)
+    before = sqlite3.connect(db_path)
+    old_rows = before.execute("SELECT rowid, * FROM diagnoses ORDER BY rowid").fetchall()
+    old_ledger = before.execute("SELECT * FROM export_ledger ORDER BY diagnosis_id").fetchall()
+    before.close()
+
+    with SqliteStore.open(db_path, data_dir) as store:
+        assert store.schema_version() == 4
+        assert all(s["foreign_keys"] == 1 for s in store.connection_settings())  # switched back on
+        store.check_integrity(full=True)  # includes foreign_key_check
+        assert [r["id"] for r in store.recent(10)] == list(reversed(V3_IDS))
+        assert [r["id"] for r in store.unsynced()] == list(V3_IDS[1:])
+        assert [r["id"] for r in store.unexported()] == [V3_IDS[2]]
+        old = store.get(V3_IDS[0])
+        assert old["crops"] == [] and old["photo_pruned_at"] == "2024-06-03T00:00:00.000Z"
+        unknown = make_diagnosis(verdict=Verdict.UNKNOWN, crop="Apple", condition="Not a condition this model knows")
+        unknown = replace(unknown, reason=UnknownReason.UNKNOWN_CONDITION, crops=("apple",))
+        new = store.get(record(store, diagnosis=unknown).id)
+        assert (new["verdict"], new["reason"], new["crops"]) == ("unknown", "unknown_condition", ["apple"])
+
+    conn = sqlite3.connect(db_path, isolation_level=None)
+    conn.execute("PRAGMA foreign_keys = ON")
+    try:
+        # Every old row and column as it was; crops sits beside them, [] (every crop) for old rows.
+        columns = [c[1] for c in conn.execute("PRAGMA table_info(diagnoses)")]
+        keep = ", ".join(["rowid", *(c for c in columns if c != "crops")])
+        assert conn.execute(f"SELECT {keep} FROM diagnoses WHERE rowid <= 3 ORDER BY rowid").fetchall() == [
+            tuple(r) for r in old_rows
+        ]
+        assert conn.execute("SELECT * FROM export_ledger ORDER BY diagnosis_id").fetchall() == old_ledger
+        indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+        assert {"idx_diagnoses_created_at", "idx_diagnoses_unexported", "idx_diagnoses_unsynced"} <= indexes
+        assert "diagnoses_v4" not in {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+        with pytest.raises(sqlite3.IntegrityError, match="CHECK"):
+            conn.execute("UPDATE diagnoses SET verdict = 'maybe' WHERE rowid = 1")
+        conn.execute("DELETE FROM diagnoses WHERE id = ?", (V3_IDS[0],))  # the ledger still cascades
+        left = conn.execute("SELECT count(*) FROM export_ledger WHERE diagnosis_id = ?", (V3_IDS[0],)).fetchone()
+        assert left == (0,)
+    finally:
+        conn.close()
+
+
+def test_a_failing_table_rebuild_leaves_the_v3_database_as_it_was(paths: tuple[Path, Path]) -> None:
+    db_path = paths[0]
+    v3_database(db_path)
+    conn = sqlite3.connect(db_path)
+    conn.execute("ALTER TABLE diagnoses ADD COLUMN surprise TEXT")  # a column migration 4 does not know
+    conn.close()
+    before = schema_of(db_path)
+    conn = connect(db_path)
+    with pytest.raises(StoreSchemaError, match=r"Migration 4 .*surprise.*rolled back.*version 3"):
+        apply_migrations(conn)
+    assert int(conn.execute("PRAGMA foreign_keys").fetchone()[0]) == 1
+    conn.close()
+    assert schema_of(db_path) == before
+    conn = sqlite3.connect(db_path)
+    assert conn.execute("SELECT count(*) FROM export_ledger").fetchone() == (2,)
+    conn.close()
 
 
 def test_a_failing_migration_is_rolled_back_and_a_callable_step_runs(tmp_path: Path) -> None:
@@ -327,7 +434,7 @@ def test_a_database_from_newer_software_is_refused_and_left_unchanged(paths: tup
     conn.close()
     before = file_digest(db_path)
 
-    with pytest.raises(StoreSchemaError, match=r"schema version 7.*only knows versions up to 3.*Nothing was changed"):
+    with pytest.raises(StoreSchemaError, match=r"schema version 7.*only knows versions up to 4.*Nothing was changed"):
         SqliteStore.open(db_path, data_dir)
     assert file_digest(db_path) == before
     conn = connect(db_path)

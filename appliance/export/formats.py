@@ -35,11 +35,18 @@ CSV_COLUMNS: tuple[tuple[str, str], ...] = (
     ("id", "the diagnosis's unique id (also the photo's file name)"),
     ("created_at_utc", "when the photo was taken, ISO 8601 in UTC (Z); add your time zone's offset for local time"),
     ("device_id", "which appliance took it"),
-    ("verdict", "diagnosis = the appliance named a condition; retake = it refused and asked for a new photo"),
+    (
+        "verdict",
+        "diagnosis = the appliance named a condition; retake = it refused and asked for a new photo; "
+        "unknown = the photo was fine but showed a plant or condition its model does not know",
+    ),
     ("retake_reason", "why it asked for a retake (no_leaf, blurred, too_dark, too_bright, not_sure); empty otherwise"),
     ("retake_text", "the retake reason in words"),
-    ("crop", "the crop shown on the screen (empty for a retake)"),
+    ("unknown_reason", "why it did not know (other_plant, unknown_condition); empty otherwise"),
+    ("unknown_text", "the unknown reason in words"),
+    ("crop", "the crop shown on the screen (empty for a retake; for unknown_condition, the crop it recognised)"),
     ("condition", "the condition shown on the screen (for a retake: what was wrong with the photo)"),
+    ("crops", "the crops the appliance chose among, e.g. apple; empty = every crop its model knew"),
     ("top1_slug", "the model's first choice, as its class name crop__condition"),
     ("top1_name", "the first choice in words"),
     ("top1_probability", "its calibrated confidence, 0 to 1"),
@@ -97,6 +104,9 @@ def csv_cells(row: Mapping[str, Any], status: str, language: str) -> list[Any]:
     top = list(row.get("topk") or [])
     quality = row.get("quality") or {}
     reason = row.get("reason") or ""
+    unknown = row["verdict"] == "unknown"
+    retake_reason, unknown_reason = ("", reason) if unknown else (reason, "")
+    crops = row.get("crops") or []
     ranked: list[Any] = []
     for index in range(3):
         if index < len(top):
@@ -109,10 +119,13 @@ def csv_cells(row: Mapping[str, Any], status: str, language: str) -> list[Any]:
         row["created_at"],
         row["device_id"],
         row["verdict"],
-        reason,
-        labels.retake_words(reason)[0] if reason else "",
+        retake_reason,
+        labels.retake_words(retake_reason)[0] if retake_reason else "",
+        unknown_reason,
+        labels.unknown_words(unknown_reason)[0] if unknown_reason else "",
         row.get("crop") or "",
         row.get("condition") or "",
+        ", ".join(crops) if isinstance(crops, list) else str(crops),
         *ranked,
         quality.get("brightness"),
         quality.get("sharpness"),

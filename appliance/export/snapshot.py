@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from appliance.export.errors import ExportError
+from appliance.store.columns import JSON_COLUMNS
 
-JSON_COLUMNS = ("topk", "quality", "latency")
 PAGES_PER_STEP = 256
 _HEADER_WRITE_VERSION = 18  # bytes 18-19: 1 = rollback journal, 2 = WAL
 

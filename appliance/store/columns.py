@@ -16,9 +16,10 @@ DIAGNOSIS_COLUMNS = (
     "top1_probability",
     "crop",
     "condition",
+    "crops",  # the crops the diagnosis chose among, a JSON list of crop keys; [] = every crop the model knew
     "topk",
     "quality",
     "latency",
 )
 PHOTO_COLUMNS = ("photo_sha256", "photo_bytes")
-JSON_COLUMNS = ("topk", "quality", "latency")  # stored as JSON text
+JSON_COLUMNS = ("crops", "topk", "quality", "latency")  # stored as JSON text

@@ -65,8 +65,8 @@ def _csv_value(column: str, value: Any) -> Any:
 
 def _table_cells(row: Mapping[str, Any], tz: tzinfo | None) -> tuple[str, ...]:
     verdict = str(row.get("verdict") or "")
-    if verdict == "retake" and row.get("reason"):
-        verdict = f"retake: {str(row['reason']).replace('_', ' ')}"
+    if verdict in ("retake", "unknown") and row.get("reason"):
+        verdict = f"{verdict}: {str(row['reason']).replace('_', ' ')}"
     probability = row.get("top1_probability")
     confidence = f"{probability * 100:.1f}%" if isinstance(probability, int | float) else ""
     photo = PurePosixPath(str(row.get("photo_path") or "")).name

@@ -34,6 +34,9 @@ class Migration(NamedTuple):
     number: int
     description: str
     step: MigrationStep  # SQL text (one or more statements) or a function given the Database
+    # True for a step that rebuilds a table other tables reference: foreign keys are switched off
+    # around its transaction (SQLite ignores the pragma inside one) and checked before it commits.
+    rebuilds_table: bool = False
 
 
 def utc_timestamp(moment: datetime | None = None) -> str:
@@ -89,6 +92,61 @@ def _export_bookkeeping(db: Database) -> None:
     db.execute("CREATE INDEX idx_diagnoses_unsynced ON diagnoses (created_at) WHERE synced_at IS NULL")
 
 
+# The diagnoses table as migration 4 leaves it: 'unknown' beside 'diagnosis' and 'retake', and
+# the crops the diagnosis chose among (a JSON list of crop keys; [] = every crop the model knew).
+_DIAGNOSES_V4 = """
+CREATE TABLE diagnoses_v4 (
+    id TEXT PRIMARY KEY NOT NULL,
+    created_at TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    model_version TEXT NOT NULL,
+    model_sha256 TEXT NOT NULL,
+    verdict TEXT NOT NULL CHECK (verdict IN ('diagnosis', 'retake', 'unknown')),
+    reason TEXT,
+    top1_slug TEXT,
+    top1_probability REAL,
+    crop TEXT NOT NULL DEFAULT '',
+    condition TEXT NOT NULL DEFAULT '',
+    crops TEXT NOT NULL DEFAULT '[]',
+    topk TEXT NOT NULL,
+    quality TEXT NOT NULL,
+    latency TEXT NOT NULL,
+    photo_path TEXT NOT NULL,
+    photo_sha256 TEXT NOT NULL,
+    photo_bytes INTEGER NOT NULL,
+    exported_at TEXT,
+    synced_at TEXT,
+    photo_pruned_at TEXT
+)
+"""
+
+
+def _unknown_verdict_and_crops(db: Database) -> None:
+    """SQLite cannot change a CHECK constraint in place: rebuild the table (sqlite.org/lang_altertable.html,
+    "other kinds of table schema changes"), keeping every row, its rowid (the export's order) and the
+    indexes. export_ledger refers to diagnoses by name, so it points at the new table after the rename."""
+    conn = db.conn
+    extras = [
+        sql
+        for (sql,) in conn.execute(
+            "SELECT sql FROM sqlite_master WHERE tbl_name = 'diagnoses' AND type IN ('index', 'trigger') "
+            "AND sql IS NOT NULL ORDER BY type, name"
+        )
+    ]
+    old = [row[1] for row in conn.execute("PRAGMA table_info(diagnoses)")]
+    conn.execute(_DIAGNOSES_V4)
+    new = {row[1] for row in conn.execute("PRAGMA table_info(diagnoses_v4)")}
+    missing = [c for c in old if c not in new]
+    if missing:
+        raise ValueError(f"the diagnoses table has columns this migration does not know: {', '.join(missing)}")
+    columns = ", ".join(f'"{c}"' for c in old)
+    conn.execute(f"INSERT INTO diagnoses_v4 (rowid, {columns}) SELECT rowid, {columns} FROM diagnoses")
+    conn.execute("DROP TABLE diagnoses")
+    conn.execute("ALTER TABLE diagnoses_v4 RENAME TO diagnoses")
+    for sql in extras:
+        conn.execute(sql)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "diagnoses table with photo reference and created_at index", _DIAGNOSES_V1),
     Migration(2, "export/sync bookkeeping: exported_at, synced_at, export_ledger", _export_bookkeeping),
@@ -96,6 +154,12 @@ MIGRATIONS: tuple[Migration, ...] = (
         3,
         "photo_pruned_at: when an exported photo was deleted to free space",
         "ALTER TABLE diagnoses ADD COLUMN photo_pruned_at TEXT;",
+    ),
+    Migration(
+        4,
+        "verdict 'unknown' (other plant, unknown condition) and crops: the crops a diagnosis chose among",
+        _unknown_verdict_and_crops,
+        rebuilds_table=True,
     ),
 )
 
@@ -162,42 +226,64 @@ def apply_migrations(conn: sqlite3.Connection, migrations: Sequence[Migration] =
     for migration in migrations:
         if schema_version(conn) >= migration.number:
             continue
-        conn.execute("BEGIN IMMEDIATE")
+        foreign_keys = int(conn.execute("PRAGMA foreign_keys").fetchone()[0])
+        if migration.rebuilds_table:
+            # Else DROP TABLE would cascade-delete the export ledger's rows (ON DELETE CASCADE).
+            conn.execute("PRAGMA foreign_keys = OFF")
         try:
-            current = schema_version(conn)
-            refuse_if_newer(current, latest, where)
-            if current >= migration.number:
-                conn.execute("ROLLBACK")
-                continue
-            if current != migration.number - 1:
-                raise StoreSchemaError(
-                    f"The diagnosis database {where} is at schema version {current}, so migration "
-                    f"{migration.number} cannot be applied next. Nothing was changed."
-                )
-            _run_step(db, migration.step)
-            conn.execute(_LEDGER_SQL)
-            db.table("schema_migrations").insert(
-                {"version": migration.number, "description": migration.description, "applied_at": utc_timestamp()}
-            )
-            conn.execute(f"PRAGMA user_version = {int(migration.number)}")
-            conn.execute("COMMIT")
-        except StoreSchemaError:
-            _rollback(conn)
-            raise
-        except Exception as exc:
-            _rollback(conn)
-            if isinstance(exc, sqlite3.DatabaseError) and is_corruption(exc):
-                raise
-            raise StoreSchemaError(
-                f"Migration {migration.number} ({migration.description}) of the diagnosis database {where} failed: "
-                f"{exc}. It was rolled back; the database stays at schema version {migration.number - 1}. "
-                f"Report this with the database file attached."
-            ) from exc
-        except BaseException:
-            _rollback(conn)
-            raise
-        applied.append(migration.number)
+            if _apply_one(conn, db, migration, latest, where):
+                applied.append(migration.number)
+        finally:
+            if migration.rebuilds_table and foreign_keys:
+                conn.execute("PRAGMA foreign_keys = ON")
     return applied
+
+
+def _apply_one(conn: sqlite3.Connection, db: Database, migration: Migration, latest: int, where: str) -> bool:
+    """One migration under BEGIN IMMEDIATE; False when another process applied it first."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        current = schema_version(conn)
+        refuse_if_newer(current, latest, where)
+        if current >= migration.number:
+            conn.execute("ROLLBACK")
+            return False
+        if current != migration.number - 1:
+            raise StoreSchemaError(
+                f"The diagnosis database {where} is at schema version {current}, so migration "
+                f"{migration.number} cannot be applied next. Nothing was changed."
+            )
+        _run_step(db, migration.step)
+        if migration.rebuilds_table:
+            violations = conn.execute("PRAGMA foreign_key_check").fetchall()
+            if violations:
+                raise StoreSchemaError(
+                    f"Migration {migration.number} ({migration.description}) of the diagnosis database {where} "
+                    f"would leave {len(violations)} broken reference(s) (first in table {violations[0][0]}). "
+                    f"It was rolled back; the database stays at schema version {migration.number - 1}."
+                )
+        conn.execute(_LEDGER_SQL)
+        db.table("schema_migrations").insert(
+            {"version": migration.number, "description": migration.description, "applied_at": utc_timestamp()}
+        )
+        conn.execute(f"PRAGMA user_version = {int(migration.number)}")
+        conn.execute("COMMIT")
+    except StoreSchemaError:
+        _rollback(conn)
+        raise
+    except Exception as exc:
+        _rollback(conn)
+        if isinstance(exc, sqlite3.DatabaseError) and is_corruption(exc):
+            raise
+        raise StoreSchemaError(
+            f"Migration {migration.number} ({migration.description}) of the diagnosis database {where} failed: "
+            f"{exc}. It was rolled back; the database stays at schema version {migration.number - 1}. "
+            f"Report this with the database file attached."
+        ) from exc
+    except BaseException:
+        _rollback(conn)
+        raise
+    return True
 
 
 def is_corruption(exc: sqlite3.DatabaseError) -> bool:

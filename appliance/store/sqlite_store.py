@@ -372,6 +372,7 @@ class SqliteStore:
             "top1_probability": _plain(float(best.probability)) if best else None,
             "crop": diagnosis.crop,
             "condition": diagnosis.condition,
+            "crops": _dump(list(diagnosis.crops)),
             "topk": _dump([{"slug": r.slug, "probability": r.probability} for r in diagnosis.top]),
             "quality": _dump(asdict(diagnosis.quality)),
             "latency": _dump(timings),
