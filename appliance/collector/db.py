@@ -35,16 +35,17 @@ class ForeignIds(Exception):
 
 _INSERT_DIAGNOSES = """
 INSERT INTO diagnoses (id, device_id, created_at, model_version, model_sha256, verdict, reason, top1_slug,
-                       top1_probability, crop, condition, topk, quality, latency, photo_sha256, photo_bytes, extra)
+                       top1_probability, crop, condition, crops, topk, quality, latency, photo_sha256, photo_bytes,
+                       extra)
 SELECT u.id, %(device_id)s, u.created_at, u.model_version, u.model_sha256, u.verdict, u.reason, u.top1_slug,
-       u.top1_probability, u.crop, u.condition, u.topk::jsonb, u.quality::jsonb, u.latency::jsonb,
+       u.top1_probability, u.crop, u.condition, u.crops::jsonb, u.topk::jsonb, u.quality::jsonb, u.latency::jsonb,
        u.photo_sha256, u.photo_bytes, u.extra::jsonb
 FROM unnest(%(id)s::uuid[], %(created_at)s::timestamptz[], %(model_version)s::text[], %(model_sha256)s::text[],
             %(verdict)s::text[], %(reason)s::text[], %(top1_slug)s::text[], %(top1_probability)s::float8[],
-            %(crop)s::text[], %(condition)s::text[], %(topk)s::text[], %(quality)s::text[], %(latency)s::text[],
-            %(photo_sha256)s::text[], %(photo_bytes)s::int8[], %(extra)s::text[])
+            %(crop)s::text[], %(condition)s::text[], %(crops)s::text[], %(topk)s::text[], %(quality)s::text[],
+            %(latency)s::text[], %(photo_sha256)s::text[], %(photo_bytes)s::int8[], %(extra)s::text[])
      AS u(id, created_at, model_version, model_sha256, verdict, reason, top1_slug, top1_probability, crop,
-          condition, topk, quality, latency, photo_sha256, photo_bytes, extra)
+          condition, crops, topk, quality, latency, photo_sha256, photo_bytes, extra)
 ON CONFLICT (id) DO NOTHING
 RETURNING id
 """
@@ -196,6 +197,7 @@ CSV_COLUMNS = (
     "reason",
     "crop",
     "condition",
+    "crops",
     "top1_slug",
     "top1_probability",
     "model_version",
@@ -206,8 +208,9 @@ CSV_COLUMNS = (
 )
 
 CSV_QUERY = """
-SELECT d.id, d.created_at, d.received_at, d.device_id, d.verdict, d.reason, d.crop, d.condition, d.top1_slug,
-       d.top1_probability, d.model_version, d.model_sha256, d.photo_sha256,
+SELECT d.id, d.created_at, d.received_at, d.device_id, d.verdict, d.reason, d.crop, d.condition,
+       array_to_string(ARRAY(SELECT jsonb_array_elements_text(d.crops)), ', '), d.top1_slug, d.top1_probability,
+       d.model_version, d.model_sha256, d.photo_sha256,
        EXISTS (SELECT 1 FROM photos p WHERE p.diagnosis_id = d.id AND p.kind = 'thumbnail'),
        EXISTS (SELECT 1 FROM photos p WHERE p.diagnosis_id = d.id AND p.kind = 'full')
 FROM diagnoses d ORDER BY d.created_at, d.id
@@ -271,7 +274,7 @@ def _overview(conn: psycopg.Connection, days: int) -> dict[str, Any]:
     totals = conn.execute(
         """
         SELECT count(*), count(*) FILTER (WHERE verdict = 'diagnosis'), count(*) FILTER (WHERE verdict = 'retake'),
-               count(DISTINCT device_id), max(received_at)
+               count(DISTINCT device_id), max(received_at), count(*) FILTER (WHERE verdict = 'unknown')
         FROM diagnoses
         """
     ).fetchone()
@@ -310,6 +313,7 @@ def _overview(conn: psycopg.Connection, days: int) -> dict[str, Any]:
         "retakes": totals[2],
         "devices": totals[3],
         "last_received": totals[4],
+        "unknown": totals[5],
         "by_crop": by_crop,
         "by_condition": by_condition,
         "by_device": by_device,

@@ -70,7 +70,20 @@ CREATE TABLE photos (
 ALTER TABLE photos ALTER COLUMN jpeg SET STORAGE EXTERNAL;
 """
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "devices, diagnoses and photos", _V1),)
+# Devices that know crops send them; a record from an older device stores [] (every crop). A device
+# updated before its collector sent crops as an unknown field: move them out of "extra".
+_V2 = """
+ALTER TABLE diagnoses DROP CONSTRAINT diagnoses_verdict_check;
+ALTER TABLE diagnoses ADD CONSTRAINT diagnoses_verdict_check CHECK (verdict IN ('diagnosis', 'retake', 'unknown'));
+ALTER TABLE diagnoses ADD COLUMN crops jsonb NOT NULL DEFAULT '[]';
+UPDATE diagnoses SET crops = extra -> 'crops', extra = nullif(extra - 'crops', '{}'::jsonb)
+    WHERE extra ? 'crops' AND jsonb_typeof(extra -> 'crops') = 'array';
+"""
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "devices, diagnoses and photos", _V1),
+    Migration(2, "verdict 'unknown' and the crops a diagnosis chose among", _V2),
+)
 
 _LEDGER = """
 CREATE TABLE IF NOT EXISTS collector_schema_migrations (

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from html import escape
 from typing import Any
 
+from appliance import labels
 from appliance.collector.db import CSV_COLUMNS
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -69,6 +70,7 @@ td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
 .totals div{background:#eef5ea;padding:.5em .9em;border-radius:6px}
 .totals b{display:block;font-size:1.4em}.grid{display:flex;gap:2.5em;flex-wrap:wrap}.muted{color:#666}
 img.thumb{width:64px;height:64px;object-fit:cover;border-radius:4px;display:block}
+.unknown{color:#4a148c;font-weight:600}
 a.button{display:inline-block;background:#2e6b1f;color:#fff;padding:.45em .9em;border-radius:5px;text-decoration:none}
 """
 
@@ -88,6 +90,17 @@ def _label(text: str, fallback: str) -> str:
     return escape(text) if text else f'<span class="muted">{escape(fallback)}</span>'
 
 
+def _result(d: dict[str, Any]) -> str:
+    """One record's result cell: the diagnosis, "not known" (its own colour) or the retake reason."""
+    if d["verdict"] == "diagnosis":
+        return f"{_label(d['crop'], '?')} – {_label(d['condition'], '?')}"
+    if d["verdict"] == "unknown":
+        words = labels.unknown_words(d["reason"] or "")[0]
+        crop = f"{escape(d['crop'])} – " if d["crop"] else ""
+        return f'<span class="unknown">not known: {crop}{escape(words)}</span>'
+    return f'<span class="muted">retake ({escape(d["reason"] or "?")})</span>'
+
+
 def render_page(overview: dict[str, Any], latest: list[dict[str, Any]], *, days: int, now: datetime) -> str:
     o = overview
     totals = (
@@ -95,6 +108,7 @@ def render_page(overview: dict[str, Any], latest: list[dict[str, Any]], *, days:
         f'<div id="total-diagnoses"><b>{o["total"]}</b>records</div>'
         f'<div id="total-diagnosed"><b>{o["diagnosed"]}</b>diagnosed</div>'
         f'<div id="total-retakes"><b>{o["retakes"]}</b>retakes</div>'
+        f'<div id="total-unknown"><b>{o.get("unknown", 0)}</b>not known</div>'
         f'<div id="total-devices"><b>{o["devices"]}</b>devices reporting</div>'
         f"<div><b>{escape(_short(o['last_received']))}</b>last received (UTC)</div>"
         f"</div>"
@@ -144,11 +158,7 @@ def render_page(overview: dict[str, Any], latest: list[dict[str, Any]], *, days:
             if d["has_thumbnail"]
             else '<span class="muted">no photo</span>'
         )
-        what = (
-            f"{_label(d['crop'], '?')} – {_label(d['condition'], '?')}"
-            if d["verdict"] == "diagnosis"
-            else f'<span class="muted">retake ({escape(d["reason"] or "?")})</span>'
-        )
+        what = _result(d)
         probability = f"{d['top1_probability'] * 100:.0f}%" if d["top1_probability"] is not None else ""
         latest_rows.append([thumb, escape(iso(d["created_at"])), escape(d["device_id"]), what, probability])
     latest_table = _table(

@@ -53,6 +53,7 @@ class ValidRecord:
     top1_probability: float | None
     crop: str
     condition: str
+    crops: str  # JSON text: the crop keys the device chose among; [] = every crop its model knew
     topk: str  # JSON text
     quality: str
     latency: str
@@ -126,6 +127,7 @@ def _record(raw: Any, device_id: str) -> ValidRecord:
         top1_probability=_probability(raw.get("top1_probability")),
         crop=_text(raw, "crop", empty_ok=True),
         condition=_text(raw, "condition", empty_ok=True),
+        crops=_crops(raw.get("crops")),
         topk=_json(raw, "topk", list),
         quality=_json(raw, "quality", dict),
         latency=_json(raw, "latency", dict),
@@ -160,10 +162,22 @@ def _timestamp(value: Any) -> datetime:
     return moment
 
 
+VERDICTS = ("diagnosis", "retake", "unknown")
+
+
 def _verdict(value: Any) -> str:
-    if value not in ("diagnosis", "retake"):
-        raise _Refused(f"verdict must be 'diagnosis' or 'retake', got {value!r:.40}")
+    if value not in VERDICTS:
+        raise _Refused(f"verdict must be 'diagnosis', 'retake' or 'unknown', got {value!r:.40}")
     return value
+
+
+def _crops(value: Any) -> str:
+    """A list of crop keys; a device older than the crops setting sends none, which means every crop."""
+    if value is None:
+        return "[]"
+    if not isinstance(value, list) or not all(isinstance(c, str) and 0 < len(c) <= 40 for c in value):
+        raise _Refused("crops must be a JSON array of crop names (strings of 1-40 characters)")
+    return _dumps(value, "crops")
 
 
 def _text(raw: dict[str, Any], key: str, *, empty_ok: bool = False) -> str:
