@@ -6,6 +6,7 @@ Plain text parsing only: no network, no root, no Ansible needed.
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import xml.etree.ElementTree as ET
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from appliance.config import load_config
 from appliance.config import schema as config_schema
 
 REPO = Path(__file__).resolve().parents[1]
@@ -21,6 +23,7 @@ DEFAULTS = ROLE / "defaults" / "main.yml"
 ROLE_VARS = ROLE / "vars" / "main.yml"
 CONFIG_TEMPLATE = ROLE / "templates" / "config.toml.j2"
 HARDWARE_GUIDE = REPO / "hardware" / "README.md"
+TECHNICIAN_GUIDE = REPO / "deploy" / "TECHNICIAN.md"
 WIRING_SVG = REPO / "hardware" / "wiring.svg"
 MAIN_UNIT = REPO / "systemd" / "leaf-appliance.service"
 EXPORT_UNIT = REPO / "systemd" / "leaf-appliance-export@.service"
@@ -38,13 +41,21 @@ GROUND_PINS = {6, 9, 14, 20, 25, 30, 34, 39}
 # The app's config keys and defaults, read from the app itself (the one place they live). The
 # template renders these sections; [model] path/sha256 come from the model variables, so only
 # their presence is checked. Later sections ([sync], [export]) go through leaf_appliance_config_extra.
-TEMPLATE_SECTIONS = ("device", "model", "quality", "camera", "button", "leds", "display", "daemon", "storage")
+TEMPLATE_SECTIONS = (
+    "device", "model", "diagnosis", "quality", "camera", "button", "leds", "display", "daemon", "storage",
+)  # fmt: skip
 FROM_MODEL_VARIABLES = {("model", "path"), ("model", "sha256")}
+# Keys whose role variable is not leaf_appliance_<section>_<key>.
+VARIABLE_NAMES = {("diagnosis", "crops"): "leaf_appliance_crops"}
 
 
-def _as_template_value(default: object) -> object:
+def variable_name(section: str, key: str) -> str:
+    return VARIABLE_NAMES.get((section, key), f"leaf_appliance_{section}_{key}")
+
+
+def _as_template_value(default: object, type_name: str = "") -> object:
     if default is None:
-        return ""
+        return [] if type_name.startswith("list") else ""  # [] = the key is left out of config.toml
     return str(default) if isinstance(default, Path) else default
 
 
@@ -52,7 +63,9 @@ APP_DEFAULTS: dict[str, dict[str, object]] = {section: {} for section in TEMPLAT
 for _spec in config_schema():
     if _spec.section in APP_DEFAULTS:
         APP_DEFAULTS[_spec.section][_spec.name] = (
-            None if (_spec.section, _spec.name) in FROM_MODEL_VARIABLES else _as_template_value(_spec.default)
+            None
+            if (_spec.section, _spec.name) in FROM_MODEL_VARIABLES
+            else _as_template_value(_spec.default, _spec.type_name)
         )
 
 _SCALAR = re.compile(r"^(leaf_appliance_\w+):[ \t]*(.*?)[ \t]*$")
@@ -168,6 +181,22 @@ def test_wiring_table_names_each_pin_once() -> None:
     assert len(pins) == len(set(pins))
 
 
+def test_troubleshooting_table_lists_every_led_pattern() -> None:
+    from appliance.hardware.gpio import LED_CODES
+
+    lines = HARDWARE_GUIDE.read_text(encoding="utf-8").splitlines()
+    start = lines.index("| LEDs | Means | What to do |") + 2  # the troubleshooting table, past its rule
+    rows = set()
+    for line in lines[start:]:
+        if not line.startswith("|"):
+            break
+        rows.add(line.strip("|").split("|")[0].strip())
+    named = {code.short() for code in LED_CODES.values()}
+    assert named <= rows, f"LED patterns missing from the troubleshooting table: {sorted(named - rows)}"
+    colour_rows = {r for r in rows if r.split(",")[0].split()[0] in ("Green", "Amber", "Red")}
+    assert colour_rows <= named, f"rows for no LED pattern: {sorted(colour_rows - named)}"
+
+
 def test_spi_tft_table_avoids_the_button_and_led_pins() -> None:
     used = {int(row["Pin"]) for row in wiring_rows()}
     tft = read_markdown_table(HARDWARE_GUIDE, "TFT pin")
@@ -213,7 +242,7 @@ def test_config_template_variables_default_to_the_app_defaults(defaults: dict[st
         for key, value in keys.items():
             if value is None:
                 continue
-            name = f"leaf_appliance_{section}_{key}"
+            name = variable_name(section, key)
             assert name in defaults, f"{name} missing from {DEFAULTS}"
             assert defaults[name] == value and type(defaults[name]) is type(value), (name, defaults[name], value)
 
@@ -222,6 +251,41 @@ def test_config_template_uses_only_defined_variables(defaults: dict[str, object]
     used = set(re.findall(r"\bleaf_appliance_\w+", CONFIG_TEMPLATE.read_text(encoding="utf-8")))
     set_by_tasks = {"leaf_appliance_model_expected_sha256"}
     assert used - defaults.keys() - role_vars.keys() - set_by_tasks == set()
+
+
+def render_config_template(variables: dict[str, object]) -> str:
+    """config.toml.j2 rendered as Ansible would, with the few Ansible filters it uses."""
+    jinja2 = pytest.importorskip("jinja2")
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    env.filters["to_json"] = json.dumps
+    env.filters["bool"] = bool
+    return env.from_string(CONFIG_TEMPLATE.read_text(encoding="utf-8")).render(**variables)
+
+
+@pytest.mark.parametrize("crops", [[], ["apple"], ["Apple", "grape"]], ids=["all", "apple", "two"])
+def test_config_template_writes_crops_only_when_some_are_chosen(
+    defaults: dict[str, object], role_vars: dict[str, object], tmp_path: Path, crops: list[str]
+) -> None:
+    variables = {
+        **role_vars,
+        **defaults,
+        "leaf_appliance_model_file": "/opt/leaf-appliance/models/leafnet-int8.onnx",
+        "leaf_appliance_model_expected_sha256": "ab" * 32,
+        "leaf_appliance_crops": crops,
+        "leaf_appliance_config_extra": {},
+    }
+    text = render_config_template(variables)
+    assert ("[diagnosis]" in text) == bool(crops)
+    path = tmp_path / "config.toml"
+    path.write_text(text, encoding="utf-8")
+    config = load_config(path)
+    assert config.diagnosis.crops == (tuple(sorted(c.lower() for c in crops)) if crops else None)
+    assert config.button.pin == defaults["leaf_appliance_button_pin"]
+
+
+def test_technician_guide_names_the_crops_variable(defaults: dict[str, object]) -> None:
+    assert defaults["leaf_appliance_crops"] == []
+    assert "`leaf_appliance_crops: [apple]`" in TECHNICIAN_GUIDE.read_text(encoding="utf-8")
 
 
 def test_units_use_the_paths_and_user_the_role_installs(role_vars: dict[str, object]) -> None:
