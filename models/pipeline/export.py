@@ -48,7 +48,9 @@ class _Batches:
         return None if x is None else {INPUT_NAME: x}
 
 
-CALIBRATION_METHODS = ("minmax", "percentile", "entropy")
+# minmax-average: the mean of each photo's min/max rather than the extremes over all photos,
+# so one odd photo cannot stretch a layer's range and cost every other photo precision.
+CALIBRATION_METHODS = ("minmax", "minmax-average", "percentile", "entropy")
 
 
 def quantize_int8(
@@ -74,10 +76,13 @@ def quantize_int8(
             weight_type=QuantType.QInt8,
             calibrate_method={
                 "minmax": CalibrationMethod.MinMax,
+                "minmax-average": CalibrationMethod.MinMax,
                 "percentile": CalibrationMethod.Percentile,
                 "entropy": CalibrationMethod.Entropy,
             }[method],
-            extra_options={"CalibPercentile": 99.99} if method == "percentile" else {},
+            extra_options={"percentile": {"CalibPercentile": 99.99}, "minmax-average": {"CalibMovingAverage": True}}.get(
+                method, {}
+            ),
             nodes_to_exclude=list(keep_float),
         )
     finally:
