@@ -67,7 +67,8 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(_json_result(path, d), ensure_ascii=False))
             continue
-        conf = f"{d.best.probability * 100:5.1f}%"
+        # A confidence belongs to a diagnosis; for a retake or "I don't know this" it would read as one.
+        conf = f"{d.best.probability * 100:5.1f}%" if d.verdict.value == "diagnosis" else ""
         name = _safe(path.name)[:name_w]
         print(f"{name:<{name_w}}  {d.verdict.value:<9}  {d.crop[:12]:<12}  {d.condition[:26]:<26}  {conf}")
         for line in textwrap.wrap(d.advice, width=max(40, width - name_w - 4)):

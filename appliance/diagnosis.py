@@ -3,7 +3,8 @@
 Three verdicts: a *diagnosis* (crop and condition), a *retake* (the photo is unusable) and
 *unknown* (the photo is fine, the answer is not in the model: another plant, or a condition
 of a known crop the model was not taught). With ``crops`` set, the choice is made among those
-crops' classes only (plus "no leaf" and "other plant"), probabilities renormalised over them.
+crops' classes only (plus "no leaf" and "other plant"), probabilities renormalised over them,
+unless the model is sure the leaf is of a crop left out.
 """
 
 from __future__ import annotations
@@ -82,18 +83,29 @@ def decide(
     refuse_below: float,
     thresholds: quality.QualityThresholds,
     top_k: int = 3,
+    mask: np.ndarray | None = None,
 ) -> Decision:
-    """The one refusal rule, over probabilities already restricted to the configured crops.
+    """The one refusal rule, over calibrated probabilities of every class.
 
-    Order: photo quality, no leaf, other plant, a confident condition, a confident crop
-    (unknown condition), else not sure.
+    ``mask`` (crop_mask): the configured crops' classes and the refusal classes. The choice is
+    made among those, renormalised; but when the model is sure the leaf belongs to a crop left
+    out (their mass reaches the threshold) the answer is "not a crop this appliance knows", so a
+    pepper leaf shown to an apple appliance is never named an apple disease.
+    Order: photo quality, a left-out crop, no leaf, other plant, a confident condition, a
+    confident crop (unknown condition), else not sure.
     """
+    outside = 0.0
+    if mask is not None and not mask.all():
+        outside = float(probs[~mask].sum())
+        probs = restrict(probs, mask)
     order = np.argsort(-probs)[:top_k]
     top = tuple(Ranked(classes[i], round(float(probs[i]), 6)) for i in order)
     problem = quality.problem(q, thresholds)
     if problem is not None:
         return Decision(Verdict.RETAKE, problem, top)
     best = top[0].slug
+    if outside >= refuse_below:  # sure it is a leaf, of a crop left out
+        return Decision(Verdict.UNKNOWN, UnknownReason.OTHER_PLANT, top)
     if labels.is_no_leaf_class(best):
         return Decision(Verdict.RETAKE, RetakeReason.NO_LEAF, top)
     if labels.is_other_plant_class(best):
@@ -133,11 +145,11 @@ class Diagnoser:
         self._mask = crop_mask(info.classes, self.crops)
 
     def probabilities(self, tensor: np.ndarray) -> np.ndarray:
-        """Calibrated probabilities, renormalised over the configured crops' classes."""
-        return restrict(softmax(self.classifier.logits(tensor)[0], self.info.temperature), self._mask)
+        """Calibrated probabilities of every class (decide restricts them to the configured crops)."""
+        return softmax(self.classifier.logits(tensor)[0], self.info.temperature)
 
     def decide(self, q: Quality, probs: np.ndarray) -> Decision:
-        return decide(q, probs, self.info.classes, self.refuse_below, self.thresholds, self.top_k)
+        return decide(q, probs, self.info.classes, self.refuse_below, self.thresholds, self.top_k, self._mask)
 
     def diagnose(self, bgr: np.ndarray, decode_ms: float = 0.0) -> Diagnosis:
         t0 = time.perf_counter()

@@ -31,8 +31,7 @@ def probs(**p: float) -> np.ndarray:
 
 
 def verdict(p: np.ndarray, crops: tuple[str, ...] = ()):
-    p = restrict(p, crop_mask(CLASSES, crops))
-    return decide(GOOD, p, CLASSES, refuse_below=0.6, thresholds=QualityThresholds())
+    return decide(GOOD, p, CLASSES, refuse_below=0.6, thresholds=QualityThresholds(), mask=crop_mask(CLASSES, crops))
 
 
 def test_confident_condition_is_a_diagnosis():
@@ -71,6 +70,12 @@ def test_crop_restriction_renormalises_over_that_crop_and_the_refusal_classes():
     assert r[CLASSES.index("background__no_leaf")] > 0 and r[CLASSES.index("other__plant")] > 0
     assert verdict(p).top[0].slug == "grape__healthy"
     assert verdict(p, ("apple",)).top[0].slug == "apple__healthy"
+
+
+def test_a_leaf_the_model_is_sure_is_of_a_left_out_crop_is_not_named_as_a_chosen_one():
+    d = verdict(probs(tomato_early_blight=0.9, apple_gray_spot=0.06), ("apple",))
+    assert d.verdict is Verdict.UNKNOWN and d.reason is UnknownReason.OTHER_PLANT
+    assert verdict(probs(tomato_early_blight=0.9, apple_gray_spot=0.06)).top[0].slug == "tomato__early_blight"
 
 
 def test_renormalised_probabilities_stay_calibrated():

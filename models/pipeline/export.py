@@ -51,6 +51,7 @@ class _Batches:
 # minmax-average: the mean of each photo's min/max rather than the extremes over all photos,
 # so one odd photo cannot stretch a layer's range and cost every other photo precision.
 CALIBRATION_METHODS = ("minmax", "minmax-average", "percentile", "entropy")
+CALIBRATION_OPTIONS = {"percentile": {"CalibPercentile": 99.99}, "minmax-average": {"CalibMovingAverage": True}}
 
 
 def quantize_int8(
@@ -80,9 +81,7 @@ def quantize_int8(
                 "percentile": CalibrationMethod.Percentile,
                 "entropy": CalibrationMethod.Entropy,
             }[method],
-            extra_options={"percentile": {"CalibPercentile": 99.99}, "minmax-average": {"CalibMovingAverage": True}}.get(
-                method, {}
-            ),
+            extra_options=CALIBRATION_OPTIONS.get(method, {}),
             nodes_to_exclude=list(keep_float),
         )
     finally:
