@@ -483,6 +483,22 @@ def render_result(screen: ResultScreen, size: tuple[int, int]) -> np.ndarray:
     return c.array()
 
 
+def _footer_and_photo(c: _Canvas, footer_text: str, photo: np.ndarray | None, top: int) -> tuple[int, int, int, int]:
+    """The next-action footer and the photo thumbnail of a retake or unknown screen.
+
+    Returns (footer top, body height, photo side, x where the text beside the photo starts).
+    """
+    m = c.margin
+    footer = fit_text(footer_text, c.w - 2 * m, c.s * 0.2, c.small, 12, max_lines=2)
+    bottom = c.h - m - footer.height
+    c.text(footer, m, bottom, MUTED)
+    body_h = bottom - m - top
+    side = int(min(body_h * 0.45, c.w * 0.3)) if photo is not None else 0
+    if side:
+        c.photo(photo, m, top, side)
+    return bottom, body_h, side, (m + side + m if side else m)
+
+
 def render_retake(screen: RetakeScreen, size: tuple[int, int]) -> np.ndarray:
     c = _Canvas(size)
     top = c.header("Please try again", AMBER)
@@ -490,14 +506,7 @@ def render_retake(screen: RetakeScreen, size: tuple[int, int]) -> np.ndarray:
     default_headline, default_hint = RETAKE_TEXT.get(screen.reason, ("Photo not usable", "Take the photo again."))
     headline = screen.headline or default_headline
     hint = screen.hint or default_hint
-    footer = fit_text("Press the button for a new photo.", c.w - 2 * m, c.s * 0.2, c.small, 12, max_lines=2)
-    bottom = c.h - m - footer.height
-    c.text(footer, m, bottom, MUTED)
-    body_h = bottom - m - top
-    side = int(min(body_h * 0.45, c.w * 0.3)) if screen.photo is not None else 0
-    if side:
-        c.photo(screen.photo, m, top, side)
-    x = m + side + m if side else m
+    bottom, body_h, side, x = _footer_and_photo(c, "Press the button for a new photo.", screen.photo, top)
     fh = fit_text(headline, c.w - x - m, side or body_h * 0.4, c.huge, c.min_text, bold=True, max_lines=3)
     y = max(c.text(fh, x, top, INK), top + side) + m
     ft = fit_text(hint, c.w - 2 * m, bottom - m - y, c.body, c.min_text)
@@ -511,14 +520,7 @@ def render_unknown(screen: UnknownScreen, size: tuple[int, int]) -> np.ndarray:
     m = c.margin
     headline = screen.headline or labels.unknown_words(screen.reason.value if screen.reason else "")[0]
     hint = screen.hint or labels.unknown_words(screen.reason.value if screen.reason else "")[1]
-    footer = fit_text(UNKNOWN_NEXT, c.w - 2 * m, c.s * 0.2, c.small, 12, max_lines=2)
-    bottom = c.h - m - footer.height
-    c.text(footer, m, bottom, MUTED)
-    body_h = bottom - m - top
-    side = int(min(body_h * 0.45, c.w * 0.3)) if screen.photo is not None else 0
-    if side:
-        c.photo(screen.photo, m, top, side)
-    x = m + side + m if side else m
+    bottom, body_h, side, x = _footer_and_photo(c, UNKNOWN_NEXT, screen.photo, top)
     y = top
     room = max(side, body_h * 0.5)  # the headline may run below the photo: it is what matters here
     if screen.crop:
