@@ -51,7 +51,7 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
     counts = {"diagnosis": 0, "retake": 0, "unknown": 0, "failed": 0}
     if not args.json:
         if diagnoser.crops:
-            print(f"Crops: {', '.join(labels.crop_name(c, cfg.device.language) for c in diagnoser.crops)}")
+            print(labels.crops_line(tuple(labels.crop_name(c, cfg.device.language) for c in diagnoser.crops)))
         print(f"{'PHOTO':<{name_w}}  {'VERDICT':<9}  {'CROP':<12}  {'CONDITION':<26}  CONFIDENCE")
     for path in paths:
         try:

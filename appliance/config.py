@@ -23,6 +23,7 @@ from dataclasses import MISSING, Field, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from appliance import labels
 from appliance.errors import ConfigError
 
 DEFAULT_CONFIG_PATH = Path("/etc/leaf-appliance/config.toml")
@@ -189,11 +190,6 @@ def _crop_names(value: tuple[str, ...]) -> str | None:
     return None
 
 
-def _crop_keys(value: tuple[str, ...]) -> tuple[str, ...]:
-    """Lower case, duplicates dropped, sorted: the form resolve_crops returns and the records keep."""
-    return tuple(sorted(dict.fromkeys(value)))
-
-
 @dataclass(frozen=True)
 class DiagnosisConfig:
     crops: tuple[str, ...] | None = field(
@@ -201,7 +197,7 @@ class DiagnosisConfig:
         metadata=_about(
             "absent = every crop the model knows; else choose among these crops only (checked against the model)",
             _crop_names,
-            normalize=_crop_keys,
+            normalize=labels.crop_keys,
         ),
     )
 

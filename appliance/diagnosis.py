@@ -31,10 +31,10 @@ def resolve_crops(crops: tuple[str, ...] | list[str] | None, classes: tuple[str,
     or a crop whose healthy class the model lacks (without it every healthy leaf of that
     crop would be forced into a disease).
     """
-    known = labels.crops_of(classes)
     if crops is None:
         return ()
-    wanted = tuple(dict.fromkeys(str(c).strip().lower() for c in crops))
+    known = labels.crops_of(classes)
+    wanted = labels.crop_keys(crops)
     if not wanted:
         raise ConfigError(
             f"diagnosis.crops: the list is empty; name at least one of {', '.join(known)}, "
@@ -52,7 +52,7 @@ def resolve_crops(crops: tuple[str, ...] | list[str] | None, classes: tuple[str,
             f"diagnosis.crops: the model has no class {', '.join(missing)}, which the crop needs; "
             "use a model trained with that crop's healthy leaves"
         )
-    return tuple(sorted(wanted))
+    return wanted
 
 
 def crop_mask(classes: tuple[str, ...], crops: tuple[str, ...]) -> np.ndarray:

@@ -38,6 +38,19 @@ def crop_of(slug: str) -> str:
     return slug.partition("__")[0] if is_crop_class(slug) else ""
 
 
+def crop_keys(names) -> tuple[str, ...]:
+    """Crop names as the config, the records and the diagnosis keep them: lower case, once each, sorted."""
+    return tuple(sorted(dict.fromkeys(str(n).strip().lower() for n in names)))
+
+
+ALL_CROPS = "All crops"
+
+
+def crops_line(names: tuple[str, ...]) -> str:
+    """What the ready screen and `diagnose` say about the crops chosen among: "Crops: Apple, Grape"."""
+    return f"Crops: {', '.join(names)}" if names else ALL_CROPS
+
+
 def crops_of(classes: tuple[str, ...] | list[str]) -> tuple[str, ...]:
     """The crops a model knows, sorted, from its class slugs."""
     return tuple(sorted({crop_of(c) for c in classes if is_crop_class(c)}))

@@ -48,7 +48,6 @@ ELLIPSIS = "…"
 READY_HINT = "Hold a leaf in front of the camera and press the button"
 UNKNOWN_TITLE = "Not known"
 UNKNOWN_NEXT = "Press the button for the next leaf."
-ALL_CROPS = "All crops"
 
 # Per reason: what is wrong, and one short hint for a better photo.
 # (headline, how to take a better photo) per reason; the words live in labels.py with the others.
@@ -67,11 +66,6 @@ class ReadyScreen:
     status: str = ""  # one optional line, e.g. sync state or a storage warning
     warning: bool = False  # show ``status`` on an amber band
     crops: tuple[str, ...] | None = None  # display names of the configured crops; () = all; None = no line
-
-
-def crops_line(crops: tuple[str, ...]) -> str:
-    """What the ready screen says about the crops it chooses among: "Crops: Apple, Grape" or "All crops"."""
-    return f"Crops: {', '.join(crops)}" if crops else ALL_CROPS
 
 
 @dataclass(frozen=True)
@@ -418,7 +412,7 @@ def render_ready(screen: ReadyScreen, size: tuple[int, int]) -> np.ndarray:
     if screen.free_mb is not None:
         facts.append(f"{_human_bytes(round(screen.free_mb * 2**20))} free")
     info_lines = [
-        crops_line(screen.crops) if screen.crops is not None else "",
+        labels.crops_line(screen.crops) if screen.crops is not None else "",
         f"Model {screen.model_version}" if screen.model_version else "",
         " · ".join(facts),
     ]

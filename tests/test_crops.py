@@ -218,8 +218,8 @@ def test_unknown_screen_and_ready_crops_render_at_every_size(model: OnnxClassifi
         apple = screens.render(screens.ReadyScreen("1.0.0", 3, 900.0, crops=("Apple",)), size)
         every = screens.render(screens.ReadyScreen("1.0.0", 3, 900.0, crops=()), size)
         assert not np.array_equal(plain, apple) and not np.array_equal(apple, every)
-    assert screens.crops_line(("Apple", "Grape")) == "Crops: Apple, Grape"
-    assert screens.crops_line(()) == "All crops"
+    assert labels.crops_line(("Apple", "Grape")) == "Crops: Apple, Grape"
+    assert labels.crops_line(()) == "All crops"
 
 
 # ---------------------------------------------------------------- store -> history -> export -> sync
