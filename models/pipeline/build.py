@@ -58,6 +58,12 @@ def calibration_tensors(
     return [to_tensor(resize_square(pixels[i], spec.size), spec) for i in sorted(chosen)]
 
 
+def top1_per_source(logits: np.ndarray, labels: np.ndarray, sources: np.ndarray) -> dict[str, float]:
+    """Top-1 of each photo source (plantvillage, field-apple, deepweeds) on its own."""
+    right = logits.argmax(1) == labels
+    return {str(s): float(right[sources == s].mean()) for s in sorted(set(sources))}
+
+
 def _count(entries: list[split.Entry]) -> dict[str, int]:
     out: dict[str, int] = {}
     for e in entries:
@@ -154,8 +160,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def score(epoch: int, model: MobileNetV2) -> float:
         """Mean of the per-source validation top-1: lab, field apple and other plants count alike."""
-        right = predict_logits(model, val_px, spec).argmax(1) == val_y
-        per_source = {str(s): float(right[val_sources == s].mean()) for s in sorted(set(val_sources))}
+        per_source = top1_per_source(predict_logits(model, val_px, spec), val_y, val_sources)
         acc = float(np.mean(list(per_source.values()))) if per_source else 0.0
         history.append(
             {"epoch": epoch + 1, "val_top1_fp32": acc, **{f"val_top1_{k}": v for k, v in per_source.items()}}

@@ -18,13 +18,8 @@ import numpy as np
 import onnx
 
 from . import calibrate, export, split, threshold
-from .build import DEFAULT_DATA, REPO, calibration_tensors, ort_logits
+from .build import DEFAULT_DATA, REPO, calibration_tensors, ort_logits, top1_per_source
 from .data import load_pixels
-
-
-def val_top1(logits: np.ndarray, labels: np.ndarray, sources: np.ndarray) -> dict[str, float]:
-    right = logits.argmax(1) == labels
-    return {str(s): round(float(right[sources == s].mean()), 4) for s in sorted(set(sources))}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -74,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     digest = export.stamp_metadata(int8, meta)
     for kind in ("fp32", "int8"):
-        print(f"{kind}: validation top-1 per source {val_top1(logits[kind], val_y, val_sources)}")
+        top1 = {k: round(v, 4) for k, v in top1_per_source(logits[kind], val_y, val_sources).items()}
+        print(f"{kind}: validation top-1 per source {top1}")
     agree = float((logits["int8"].argmax(1) == logits["fp32"].argmax(1)).mean())
     print(
         f"int8 ({args.method}, {len(calib)} photos{', float: ' + ' '.join(keep) if keep else ''}): agrees with fp32 on "
