@@ -32,7 +32,7 @@ import numpy as np
 from appliance import labels
 from appliance.classifier import OnnxClassifier
 from appliance.diagnosis import crop_mask, decide, restrict
-from appliance.result import Quality, Verdict
+from appliance.result import Quality, UnknownReason, Verdict
 from appliance.vision import quality
 from appliance.vision.preprocess import model_view, read_image, to_tensor
 
@@ -110,7 +110,7 @@ def outcome(expected: str, d) -> str:
     if d.verdict is Verdict.RETAKE:
         return "refused"
     if d.verdict is Verdict.UNKNOWN:
-        return "right" if labels.is_other_plant_class(expected) and d.reason.value == "other_plant" else "unknown"
+        return "right" if labels.is_other_plant_class(expected) and d.reason is UnknownReason.OTHER_PLANT else "unknown"
     return "right" if d.top[0].slug == expected else "wrong"
 
 
