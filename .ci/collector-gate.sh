@@ -26,7 +26,7 @@ section "python packages (the collector extra, and selenium for this gate)"
 
 section "load benchmark: 50 devices x 1,000 records, collector + PostgreSQL on loopback"
 mkdir -p var
-timeout 420 .venv/bin/python -m appliance.collector.loadtest \
+timeout 420 .venv/bin/python -m leaf_collector.loadtest \
     --devices 50 --records 1000 --batch-size 100 --time-limit 300 --out var/collector-loadtest.json
 
 section "done"

@@ -10,28 +10,17 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .errors import ModelError
+from .ports import ModelInfo
 from .vision.preprocess import InputSpec
 
 MODEL_FILE = "leafnet-int8.onnx"
 INSTALLED_MODELS = Path("/opt/leaf-appliance/models")
 META = "appliance."
-
-
-def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    """Temperature-scaled softmax over the last axis: the calibrated probabilities.
-
-    The device, the evaluation and the calibration fit all use this one function.
-    """
-    z = np.asarray(logits, dtype=np.float64) / temperature
-    z -= z.max(axis=-1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=-1, keepdims=True)
 
 
 def default_model_path() -> Path:
@@ -53,20 +42,6 @@ def expected_sha256(path: Path, configured: str = "") -> str:
     if not text or not re.fullmatch(r"[0-9a-fA-F]{64}", text[0]):
         raise ModelError(f"{side}: not a sha256 checksum file")
     return text[0].lower()
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    path: Path
-    sha256: str
-    name: str
-    version: str
-    precision: str
-    classes: tuple[str, ...]
-    spec: InputSpec
-    temperature: float
-    refuse_below: float
-    data_manifest_sha256: str
 
 
 def _parse_metadata(path: Path, sha256: str, meta: dict[str, str]) -> ModelInfo:
@@ -142,7 +117,3 @@ class OnnxClassifier:
 
     def logits(self, tensor: np.ndarray) -> np.ndarray:
         return self._session.run(None, {self._input: tensor})[0]
-
-    def probabilities(self, logits: np.ndarray) -> np.ndarray:
-        """Calibrated class probabilities (softmax of temperature-scaled logits)."""
-        return softmax(logits, self.info.temperature)

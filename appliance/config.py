@@ -10,7 +10,6 @@ only here; documentation reads them through ``schema()`` and ``default_pins()``.
 from __future__ import annotations
 
 import difflib
-import ipaddress
 import math
 import os
 import re
@@ -25,6 +24,7 @@ from typing import Any, NamedTuple
 
 from appliance import labels
 from appliance.errors import ConfigError
+from leaf_wire.addresses import is_loopback_host
 
 DEFAULT_CONFIG_PATH = Path("/etc/leaf-appliance/config.toml")
 DEFAULT_DATA_DIR = Path("/var/lib/leaf-appliance")
@@ -124,16 +124,6 @@ def _url_shape(value: str) -> str | None:
     if parts.query or parts.fragment:
         return f"must not have a ?query or #fragment, got {_show(value)}"
     return None
-
-
-def is_loopback_host(host: str) -> bool:
-    """True for localhost and loopback addresses: the only hosts plain http may reach without opting in."""
-    if host.lower() in ("localhost", "localhost.", "ip6-localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 # ---------------------------------------------------------------- the schema
@@ -842,7 +832,6 @@ __all__ = [
     "SyncConfig",
     "config_check",
     "default_pins",
-    "is_loopback_host",
     "load_config",
     "schema",
     "simulated_data_dir",

@@ -22,10 +22,12 @@ from typing import Any
 
 import numpy as np
 
-from . import labels, screens
+from . import export_screens, labels, screens
 from .errors import ApplianceError, ConfigError
+from .led_codes import LED_CODES
 from .ports import Button, Camera, CameraError, Display, LedPattern, Leds, Press
 from .result import Diagnosis, Verdict
+from .vision.jpeg import encode_jpeg
 
 log = logging.getLogger("appliance.daemon")
 
@@ -59,8 +61,6 @@ class Fault:
     @property
     def code(self) -> int:
         """The red blinks a person counts, from the LED table the hardware guide is built from."""
-        from .hardware.gpio import LED_CODES
-
         return LED_CODES[self.led].blinks
 
 
@@ -348,12 +348,10 @@ class Appliance:
 
     def _long_press(self, cycle: Cycle) -> None:
         """Export to the USB stick: progress on screen, "safe to remove" only once it is."""
-        from .export import feedback
-
         stick = self.usb.find() if self.usb else None
         self._result_until = time.monotonic() + self.result_seconds
         if stick is None:
-            self._show(feedback.no_stick_screen())
+            self._show(export_screens.no_stick_screen())
             cycle.verdict = "no_usb_stick"
             self._set_state(State.SHOWING_RESULT)
             return
@@ -361,16 +359,16 @@ class Appliance:
         self.leds.show(LedPattern.EXPORTING)
         self.notifier.status(f"exporting to {stick}")
         try:
-            report = self.usb.export(self.store, stick, feedback.DisplayProgress(self._show, self._kick))
+            report = self.usb.export(self.store, stick, export_screens.DisplayProgress(self._show, self._kick))
         except Exception as exc:  # ExportError carries words for the screen; anything else too
             log.error("export to %s failed: %s", stick, exc)
             cycle.error = f"export failed: {exc}"
             self.leds.show(LedPattern.RETAKE)
-            self._show(feedback.failure_screen(exc))
+            self._show(export_screens.failure_screen(exc))
         else:
             cycle.verdict = "exported"
             self.leds.show(LedPattern.SAFE_TO_REMOVE if report.safe_to_remove else LedPattern.READY)
-            self._show(feedback.report_screen(report))
+            self._show(export_screens.report_screen(report))
             self.usb.make_room(self.store)
         self._result_until = time.monotonic() + self.result_seconds
         self._set_state(State.SHOWING_RESULT)
@@ -402,8 +400,6 @@ class Appliance:
         self._set_state(State.CLASSIFYING)
         diagnosis: Diagnosis = self.diagnoser.diagnose(frame)
         t_commit = time.perf_counter()
-        from .store.photos import encode_jpeg
-
         latency = {
             "working_screen_ms": round((t_capture - t0) * 1e3, 3),
             "capture_ms": round((t_classify - t_capture) * 1e3, 3),

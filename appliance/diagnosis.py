@@ -15,10 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
+from leaf_wire import reasons
+
 from . import labels
-from .classifier import ModelInfo, softmax
 from .errors import ConfigError
-from .ports import Classifier
+from .ports import Classifier, ModelInfo
+from .probabilities import softmax
 from .result import Diagnosis, Quality, Ranked, RetakeReason, Timings, UnknownReason, Verdict
 from .vision import quality
 from .vision.preprocess import model_view, read_image, to_tensor
@@ -162,10 +164,10 @@ class Diagnoser:
         if d.verdict is Verdict.DIAGNOSIS:
             words = labels.label(d.top[0].slug, self.language)
         elif d.verdict is Verdict.RETAKE:
-            what, hint = labels.retake_words(d.reason.value if d.reason else "")
+            what, hint = reasons.retake_words(d.reason.value if d.reason else "")
             words = labels.Label(crop="", condition=what, advice=hint, healthy=False)
         else:
-            what, hint = labels.unknown_words(d.reason.value if d.reason else "")
+            what, hint = reasons.unknown_words(d.reason.value if d.reason else "")
             crop = labels.crop_name(d.crop, self.language) if d.crop else ""
             words = labels.Label(crop=crop, condition=what, advice=hint, healthy=False)
         timings = Timings(

@@ -7,10 +7,14 @@ same core runs on a Pi with real hardware and on any machine in simulation.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from enum import StrEnum
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
+
+from .vision.preprocess import InputSpec
 
 
 class CameraError(Exception):
@@ -74,6 +78,22 @@ class Display(Protocol):
         """Put an RGB uint8 array of exactly ``size`` on the screen."""
 
     def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the classifier's file says about itself: the core reads classes, calibration and threshold here."""
+
+    path: Path
+    sha256: str
+    name: str
+    version: str
+    precision: str
+    classes: tuple[str, ...]
+    spec: InputSpec
+    temperature: float
+    refuse_below: float
+    data_manifest_sha256: str
 
 
 @runtime_checkable

@@ -21,6 +21,8 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from leaf_wire import reasons
+
 from . import labels
 from .result import Diagnosis, RetakeReason, UnknownReason
 
@@ -51,7 +53,7 @@ UNKNOWN_NEXT = "Press the button for the next leaf."
 
 # Per reason: what is wrong, and one short hint for a better photo.
 # (headline, how to take a better photo) per reason; the words live in labels.py with the others.
-RETAKE_TEXT: dict[RetakeReason, tuple[str, str]] = {r: labels.retake_words(r.value) for r in RetakeReason}
+RETAKE_TEXT: dict[RetakeReason, tuple[str, str]] = {r: reasons.retake_words(r.value) for r in RetakeReason}
 
 
 # ---- what the daemon passes -----------------------------------------------------------------------
@@ -512,8 +514,8 @@ def render_unknown(screen: UnknownScreen, size: tuple[int, int]) -> np.ndarray:
     c = _Canvas(size)
     top = c.header(UNKNOWN_TITLE, PURPLE)
     m = c.margin
-    headline = screen.headline or labels.unknown_words(screen.reason.value if screen.reason else "")[0]
-    hint = screen.hint or labels.unknown_words(screen.reason.value if screen.reason else "")[1]
+    headline = screen.headline or reasons.unknown_words(screen.reason.value if screen.reason else "")[0]
+    hint = screen.hint or reasons.unknown_words(screen.reason.value if screen.reason else "")[1]
     bottom, body_h, side, x = _footer_and_photo(c, UNKNOWN_NEXT, screen.photo, top)
     y = top
     room = max(side, body_h * 0.5)  # the headline may run below the photo: it is what matters here

@@ -25,8 +25,13 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, TextIO
 
-from appliance.collector import protocol
-from appliance.collector.client import (
+from appliance import __version__
+from appliance.config import Config
+from appliance.errors import ApplianceError
+from appliance.store.migrations import StoreError
+from appliance.store.sqlite_store import SqliteStore, connect
+from leaf_wire import protocol
+from leaf_wire.client import (
     BatchTooLarge,
     CollectorBusy,
     CollectorClient,
@@ -37,10 +42,6 @@ from appliance.collector.client import (
     RecordsRejected,
     encode_record,
 )
-from appliance.config import Config
-from appliance.errors import ApplianceError
-from appliance.store.migrations import StoreError
-from appliance.store.sqlite_store import SqliteStore, connect
 
 log = logging.getLogger("appliance.sync")
 
@@ -173,7 +174,7 @@ def client_from_config(cfg: Config) -> CollectorClient:
         read_token(cfg.sync_token_path),
         ca_file=s.ca_file,
         timeout_s=s.timeout_s,
-        device_id=cfg.device_id,
+        user_agent=f"leaf-appliance/{__version__} ({cfg.device_id})",
     )
 
 

@@ -11,6 +11,7 @@ from onnx import TensorProto, helper
 
 from appliance.classifier import OnnxClassifier
 from appliance.errors import ModelError
+from appliance.probabilities import softmax
 from models.pipeline.export import stamp_metadata
 
 CLASSES = ["tomato__healthy", "tomato__late_blight", "background__no_leaf"]
@@ -61,7 +62,7 @@ def test_loads_metadata_and_runs(tmp_path):
     x[0, 1] = 4.0
     logits = clf.logits(x)
     assert logits.shape == (1, 3) and int(np.argmax(logits)) == 1
-    p = clf.probabilities(logits)
+    p = softmax(logits, clf.info.temperature)  # the calibrated probabilities the diagnosis uses
     assert np.isclose(p.sum(), 1.0) and np.isclose(p[0, 1], np.exp(2) / (np.exp(2) + 2))
 
 

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from appliance.collector import protocol
-from appliance.collector.db import CSV_COLUMNS
-from appliance.collector.ratelimit import RateLimiter
+from leaf_collector.db import CSV_COLUMNS
+from leaf_collector.ratelimit import RateLimiter
+from leaf_wire import protocol
 from tests.test_collector_support import (
     PHOTOS,
     db_counts,
@@ -108,7 +108,7 @@ def test_the_same_id_twice_in_one_batch_is_stored_once_and_acknowledged_twice(co
 
 
 def test_stored_values_round_trip_into_postgres(collector, dsn: str) -> None:  # noqa: F811
-    from appliance.collector.db import connect
+    from leaf_collector.db import connect
 
     token = issue_token(dsn, "pi-01")
     sent = record("pi-01", crop="Maïs", condition="Rouille commune", extra_field={"future": 1})
@@ -152,8 +152,8 @@ def test_photos_are_stored_and_a_full_photo_must_match_its_sha256(collector, dsn
 
 
 def test_missing_wrong_and_revoked_tokens_are_refused_and_store_nothing(collector, dsn: str) -> None:  # noqa: F811
-    from appliance.collector import tokens
-    from appliance.collector.db import connect
+    from leaf_collector import tokens
+    from leaf_collector.db import connect
 
     token = issue_token(dsn, "pi-01")
     body = json.dumps(protocol.batch([record("pi-01")])).encode()
@@ -348,13 +348,13 @@ def test_empty_database_page_and_csv(collector) -> None:
 
 
 def test_token_cli_issues_lists_and_revokes(dsn: str, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: F811
-    from appliance.collector.cli import main
-    from appliance.collector.tokens import token_hash
+    from leaf_collector.cli import main
+    from leaf_collector.tokens import token_hash
 
     assert main(["token", "issue", "pi-07", "--dsn", dsn]) == 0
     token = capsys.readouterr().out.strip()
     assert token.startswith("leaf_") and len(token) > 40
-    from appliance.collector.db import connect
+    from leaf_collector.db import connect
 
     with connect(dsn) as conn:
         stored = conn.execute("SELECT token_sha256 FROM devices WHERE device_id = 'pi-07'").fetchone()[0]
@@ -374,8 +374,8 @@ def test_token_cli_issues_lists_and_revokes(dsn: str, capsys: pytest.CaptureFixt
 
 
 def test_migrations_are_idempotent_and_a_newer_schema_is_refused(dsn: str, capsys) -> None:  # noqa: F811
-    from appliance.collector.cli import main
-    from appliance.collector.db import connect, migrate
+    from leaf_collector.cli import main
+    from leaf_collector.db import connect, migrate
 
     assert migrate(dsn) == []
     assert main(["migrate", "--dsn", dsn]) == 0
@@ -388,8 +388,8 @@ def test_migrations_are_idempotent_and_a_newer_schema_is_refused(dsn: str, capsy
 
 def test_unreachable_database_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
     require_collector_packages()
-    from appliance.collector.cli import main
-    from appliance.collector.throwaway import free_loopback_port
+    from leaf_collector.cli import main
+    from leaf_collector.throwaway import free_loopback_port
 
     port = free_loopback_port()
     assert main(["migrate", "--dsn", f"postgresql://x:y@127.0.0.1:{port}/db"]) == 2
@@ -409,13 +409,13 @@ class Block:
         if name.split(".")[0] in ("psycopg", "psycopg_pool", "waitress"):
             raise ImportError(f"blocked: {name}")
 sys.meta_path.insert(0, Block())
-import appliance.collector, appliance.sync
-for m in pkgutil.iter_modules(appliance.collector.__path__):
+import leaf_collector, appliance.sync
+for m in pkgutil.iter_modules(leaf_collector.__path__):
     if m.name != "__main__":
-        importlib.import_module(f"appliance.collector.{m.name}")
-from appliance.collector.cli import main
+        importlib.import_module(f"leaf_collector.{m.name}")
+from leaf_collector.cli import main
 sys.exit(main(["serve", "--dsn", "postgresql://x@127.0.0.1/x"]))
 """
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert result.returncode == 2, result.stderr
-    assert "pip install 'leaf-appliance[collector]'" in result.stderr
+    assert "pip install ./leaf_collector" in result.stderr

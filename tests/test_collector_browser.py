@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from appliance.collector import protocol
+from leaf_wire import protocol
 from tests.test_collector_support import (
     PHOTOS,
     dsn,  # noqa: F401 - fixture

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from appliance.collector import protocol
-from appliance.collector.throwaway import free_loopback_port
 from appliance.sync import cmd_sync
+from leaf_collector.throwaway import free_loopback_port
+from leaf_wire import protocol
 from tests.test_collector_support import (
     FaultProxy,
     db_counts,
@@ -59,7 +59,7 @@ class CollectorProcess:
 
     def __init__(self, dsn: str, port: int, *args: str) -> None:  # noqa: F811
         env = dict(os.environ, LEAF_COLLECTOR_DSN=dsn)
-        command = [sys.executable, "-m", "appliance.collector", "serve", "--listen", f"127.0.0.1:{port}", *args]
+        command = [sys.executable, "-m", "leaf_collector", "serve", "--listen", f"127.0.0.1:{port}", *args]
         self.process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         self.port = port
         deadline = time.monotonic() + 30
@@ -180,7 +180,7 @@ def test_collector_killed_after_storing_before_replying_then_restarted(device, d
 @pytest.mark.slow  # about 10 s: the pool waits out its reconnect backoff
 def test_postgres_crash_and_restart_under_a_running_collector(tmp_path: Path) -> None:
     require_collector_packages()
-    from appliance.collector.throwaway import PostgresMissing, ThrowawayPostgres
+    from leaf_collector.throwaway import PostgresMissing, ThrowawayPostgres
 
     try:
         pg = ThrowawayPostgres(durable=True).start()  # its own server (this test crashes it), fsync on
@@ -220,8 +220,8 @@ def test_postgres_crash_and_restart_under_a_running_collector(tmp_path: Path) ->
 
 
 def test_wrong_then_revoked_token_sends_nothing_and_says_so(device, dsn: str, tmp_path: Path) -> None:  # noqa: F811
-    from appliance.collector import tokens
-    from appliance.collector.db import connect
+    from leaf_collector import tokens
+    from leaf_collector.db import connect
 
     data, token_file, ids = device
     server = in_process_collector(dsn)

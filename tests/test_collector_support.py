@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from appliance.collector import throwaway
 from appliance.result import Diagnosis, Quality, Ranked, RetakeReason, Timings, Verdict
 from appliance.samples import sample_paths
+from leaf_collector import throwaway
 from tests.conftest import report_figure
 
 PHOTOS = [p.read_bytes() for p in sample_paths()]
@@ -37,7 +37,7 @@ def require(condition: bool, reason: str) -> None:
 
 def require_collector_packages() -> None:
     missing = [m for m in ("psycopg", "psycopg_pool", "waitress") if importlib.util.find_spec(m) is None]
-    require(not missing, f"collector packages missing: {', '.join(missing)} (pip install 'leaf-appliance[collector]')")
+    require(not missing, f"collector packages missing: {', '.join(missing)} (pip install ./leaf_collector)")
 
 
 @pytest.fixture(scope="session")
@@ -57,7 +57,7 @@ def postgres() -> Iterator[throwaway.ThrowawayPostgres]:
 @pytest.fixture
 def dsn(postgres: throwaway.ThrowawayPostgres) -> str:
     """A fresh, migrated database for one test."""
-    from appliance.collector.db import migrate
+    from leaf_collector.db import migrate
 
     url = postgres.create_database(f"t_{uuid.uuid4().hex[:12]}")
     migrate(url)
@@ -65,8 +65,8 @@ def dsn(postgres: throwaway.ThrowawayPostgres) -> str:
 
 
 def issue_token(dsn: str, device_id: str) -> str:
-    from appliance.collector import tokens
-    from appliance.collector.db import connect
+    from leaf_collector import tokens
+    from leaf_collector.db import connect
 
     with connect(dsn) as conn:
         return tokens.issue(conn, device_id)[0]
@@ -74,7 +74,7 @@ def issue_token(dsn: str, device_id: str) -> str:
 
 def db_counts(dsn: str, device_id: str | None = None) -> dict[str, int]:
     """Rows, distinct ids and photos in PostgreSQL (for one device or all)."""
-    from appliance.collector.db import connect
+    from leaf_collector.db import connect
 
     where, args = ("WHERE device_id = %s", (device_id,)) if device_id else ("", ())
     with connect(dsn) as conn:
@@ -137,8 +137,8 @@ def device_config(data_dir: Path, url: str, token_file: Path, device_id: str, **
 
 def in_process_collector(dsn: str, **limits: object):
     """A real collector (waitress + pool) on a free loopback port, served from a thread; close() it."""
-    from appliance.collector.app import Limits
-    from appliance.collector.server import CollectorServer, ServeOptions
+    from leaf_collector.app import Limits
+    from leaf_collector.server import CollectorServer, ServeOptions
 
     server = CollectorServer(ServeOptions(dsn=dsn, port=0, threads=4, limits=Limits(**limits)))  # type: ignore[arg-type]
     server.start_in_thread()

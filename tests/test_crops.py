@@ -25,8 +25,10 @@ from appliance.errors import ConfigError
 from appliance.export import Exporter
 from appliance.result import UnknownReason, Verdict
 from appliance.samples import sample_paths
-from appliance.store import SqliteStore, encode_jpeg
+from appliance.store import SqliteStore
 from appliance.store.history import format_csv, format_json, format_table
+from appliance.vision.jpeg import encode_jpeg
+from leaf_wire import reasons
 from tests.conftest import MODEL
 from tests.test_collector_support import (
     device_config,
@@ -193,13 +195,13 @@ def test_crafted_logits_give_each_unknown_reason(model: OnnxClassifier) -> None:
     classes = with_other_plant(model)
     other = crafted(model, {"other__plant": 12.0}, classes).diagnose(LEAF)
     assert (other.verdict, other.reason) == (Verdict.UNKNOWN, UnknownReason.OTHER_PLANT)
-    assert (other.condition, other.crop) == (labels.unknown_words("other_plant")[0], "")
+    assert (other.condition, other.crop) == (reasons.unknown_words("other_plant")[0], "")
 
     # Sure it is an apple leaf, not sure which apple condition: "Apple, but not a condition it knows".
     split = {"apple__apple_scab": 8.0, "apple__black_rot": 8.0, "apple__cedar_apple_rust": 8.0}
     d = crafted(model, split, classes, crops=["apple"]).diagnose(LEAF)
     assert (d.verdict, d.reason, d.crop) == (Verdict.UNKNOWN, UnknownReason.UNKNOWN_CONDITION, "Apple")
-    assert d.condition == labels.unknown_words("unknown_condition")[0] and d.crops == ("apple",)
+    assert d.condition == reasons.unknown_words("unknown_condition")[0] and d.crops == ("apple",)
 
     # A confident grape answer outside the chosen crops is not named: it counts for nothing.
     grape = crafted(model, {"grape__black_rot": 12.0, "other__plant": 4.0}, classes, crops=["apple"])
@@ -253,7 +255,7 @@ def test_unknown_flows_through_store_history_and_usb_export(model: OnnxClassifie
         table = format_table(rows, width=100)
         assert "unknown: other plant" in table and "unknown: unknown condition" in table
         assert [r["crops"] for r in json.loads(format_json(rows))] == [[], ["apple"], ["apple"]]
-        parsed = list(csv.DictReader(io.StringIO(format_csv(rows))))
+        parsed = list(csv.DictReader(io.StringIO(format_csv(rows).removeprefix("\ufeff"))))
         assert [(p["verdict"], p["reason"], json.loads(p["crops"])) for p in parsed] == [
             ("unknown", "other_plant", []),
             ("unknown", "unknown_condition", ["apple"]),
@@ -289,8 +291,8 @@ def test_unknown_syncs_exactly_once_and_shows_on_the_collector_page(
     tmp_path: Path,
     dsn: str,  # noqa: F811
 ) -> None:
-    from appliance.collector.db import connect
     from appliance.sync import cmd_sync
+    from leaf_collector.db import connect
     from tests.test_collector import call
 
     device = "pi-crops-01"
@@ -335,8 +337,8 @@ def test_collector_migration_2_keeps_rows_and_moves_crops_out_of_extra(
 ) -> None:
     import uuid
 
-    from appliance.collector import migrations
-    from appliance.collector.db import connect, migrate
+    from leaf_collector import migrations
+    from leaf_collector.db import connect, migrate
 
     url = postgres.create_database(f"t_{uuid.uuid4().hex[:12]}")
     with monkeypatch.context() as patch:

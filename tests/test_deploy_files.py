@@ -182,7 +182,7 @@ def test_wiring_table_names_each_pin_once() -> None:
 
 
 def test_troubleshooting_table_lists_every_led_pattern() -> None:
-    from appliance.hardware.gpio import LED_CODES
+    from appliance.led_codes import LED_CODES
 
     lines = HARDWARE_GUIDE.read_text(encoding="utf-8").splitlines()
     start = lines.index("| LEDs | Means | What to do |") + 2  # the troubleshooting table, past its rule

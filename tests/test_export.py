@@ -16,9 +16,10 @@ import pytest
 
 from appliance.export import Exporter, ExportError, Progress
 from appliance.export.exporter import export_lock, folder_name
-from appliance.export.formats import CSV_HEADER, unsafe_cell
+from appliance.export.formats import CSV_HEADER
 from appliance.result import RetakeReason
 from appliance.store import SqliteStore
+from leaf_wire.csvcell import unsafe_cell
 from tests.torture.support import clock, config, fill, open_store, read_csv
 
 T0 = datetime(2024, 5, 17, 9, 41, 7, tzinfo=UTC)

@@ -9,8 +9,9 @@ import time
 import pytest
 from gpiozero.pins.mock import MockFactory, MockPWMPin
 
-from appliance.hardware.gpio import CODE_PAUSE_S, LED_CODES, GpioButton, GpioLeds, RgbLeds
+from appliance.hardware.gpio import GpioButton, GpioLeds, RgbLeds
 from appliance.hardware.sim_leds import SimulatedLeds
+from appliance.led_codes import CODE_PAUSE_S, LED_CODES
 from appliance.ports import Button, LedPattern, Leds, Press
 
 WAIT_S = 5.0  # generous upper bound for an event to arrive; never a timing assertion

@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 
 from appliance.store.photos import (
-    encode_jpeg,
     is_jpeg,
     new_photo_path,
     remove_photo,
@@ -22,6 +21,7 @@ from appliance.store.photos import (
     sweep_temp_files,
     write_photo_durably,
 )
+from appliance.vision.jpeg import encode_jpeg
 
 PHOTO = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 40 + b"\xff\xd9"
 

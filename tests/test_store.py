@@ -25,9 +25,9 @@ from appliance.store import (
     StoreSchemaError,
     StoreWriteError,
     apply_migrations,
-    encode_jpeg,
 )
 from appliance.store.sqlite_store import connect
+from appliance.vision.jpeg import encode_jpeg
 
 JPEG = encode_jpeg(np.full((48, 64, 3), (40, 160, 60), dtype=np.uint8))
 WHEN = datetime(2024, 5, 17, 9, 41, 7, 123456, tzinfo=UTC)

@@ -19,9 +19,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from appliance.collector.client import CollectorClient, CollectorError, CollectorTLSError
-from appliance.collector.throwaway import free_loopback_port
 from appliance.config import Config
+from appliance.samples import sample_paths
 from appliance.sync import (
     SyncSetupError,
     SyncState,
@@ -33,6 +32,8 @@ from appliance.sync import (
     make_thumbnail,
     read_token,
 )
+from leaf_collector.throwaway import free_loopback_port
+from leaf_wire.client import CollectorClient, CollectorError, CollectorTLSError
 from tests.test_collector_support import (
     PHOTOS,
     db_counts,
@@ -183,8 +184,8 @@ def test_redirects_are_refused_so_the_token_cannot_leak(tmp_path: Path) -> None:
 @pytest.fixture
 def tls_collector(dsn: str, tmp_path: Path):  # noqa: F811
     """The real collector app behind real TLS with a self-signed certificate."""
-    from appliance.collector.app import CollectorApp
-    from appliance.collector.db import CollectorDB, open_pool
+    from leaf_collector.app import CollectorApp
+    from leaf_collector.db import CollectorDB, open_pool
 
     require(shutil.which("openssl") is not None, "the openssl command is missing (apt-get install openssl)")
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
@@ -352,3 +353,11 @@ def test_worker_holds_back_refused_records_and_says_how_many(tmp_path: Path, dsn
     finally:
         assert worker.stop() is True
         server.close()
+
+
+def test_the_load_tests_thumbnail_is_the_one_a_device_makes_of_the_first_sample() -> None:
+    """The collector ships a fixed thumbnail (it cannot import the device's OpenCV code): it must not drift."""
+    from appliance.sync import make_thumbnail
+    from leaf_collector.loadtest import sample_thumbnail
+
+    assert make_thumbnail(sample_paths()[0].read_bytes()) == sample_thumbnail()

@@ -1,6 +1,6 @@
 """USB export of the diagnosis log, and the storage policy that decides when photos may be freed.
 
-Daemon:  stick = find_stick(cfg); report = Exporter(store, cfg).run(stick, progress=DisplayProgress(show, kick))
+Daemon:  report = Exporter(store, cfg).run(find_stick(cfg), progress=export_screens.DisplayProgress(show, kick))
 CLI:     cmd_export(cfg, to, full, auto, device)
 Policy:  storage_status(free, cfg.storage), prune_exported_photos(store, keep_free_bytes), make_room(store, cfg)
 """
@@ -10,7 +10,6 @@ from __future__ import annotations
 from appliance.export.command import cmd_export
 from appliance.export.errors import ExportError
 from appliance.export.exporter import Exporter, ExportReport, Progress
-from appliance.export.feedback import DisplayProgress, failure_screen, no_stick_screen, progress_screen, report_screen
 from appliance.export.media import Medium, check_medium, describe, eject, find_stick, find_sticks
 from appliance.export.policy import (
     PruneReport,
@@ -22,7 +21,6 @@ from appliance.export.policy import (
 )
 
 __all__ = [
-    "DisplayProgress",
     "ExportError",
     "ExportReport",
     "Exporter",
@@ -35,13 +33,9 @@ __all__ = [
     "cmd_export",
     "describe",
     "eject",
-    "failure_screen",
     "find_stick",
     "find_sticks",
     "make_room",
-    "no_stick_screen",
-    "progress_screen",
     "prune_exported_photos",
-    "report_screen",
     "storage_status",
 ]

@@ -16,6 +16,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from appliance import labels
+from leaf_wire import reasons
+from leaf_wire.csvcell import BOM, safe_cell
 
 CSV_NAME = "diagnoses.csv"
 JSONL_NAME = "diagnoses.jsonl"
@@ -23,8 +25,6 @@ README_NAME = "README.txt"
 SNAPSHOT_NAME = "diagnoses.sqlite3"
 MANIFEST_NAME = "manifest.sha256"
 PHOTOS_DIR = "photos"
-BOM = "\ufeff"
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 PHOTO_INCLUDED = "included"
 PHOTO_PRUNED = "pruned"
@@ -79,20 +79,6 @@ def photo_file(row: Mapping[str, Any], status: str) -> str:
     return f"{PHOTOS_DIR}/{photo_name(row)}" if status == PHOTO_INCLUDED else ""
 
 
-def safe_cell(value: Any) -> Any:
-    """Text a spreadsheet would execute gets a leading apostrophe; numbers stay numbers."""
-    if value is None:
-        return ""
-    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
-        return "'" + value
-    return value
-
-
-def unsafe_cell(text: str) -> str:
-    """Undo safe_cell for one parsed cell (for tools that read the CSV back)."""
-    return text[1:] if text.startswith("'") and text[1:].startswith(FORMULA_STARTS) else text
-
-
 def class_name(slug: str | None, language: str) -> str:
     if not slug:
         return ""
@@ -120,9 +106,9 @@ def csv_cells(row: Mapping[str, Any], status: str, language: str) -> list[Any]:
         row["device_id"],
         row["verdict"],
         retake_reason,
-        labels.retake_words(retake_reason)[0] if retake_reason else "",
+        reasons.retake_words(retake_reason)[0] if retake_reason else "",
         unknown_reason,
-        labels.unknown_words(unknown_reason)[0] if unknown_reason else "",
+        reasons.unknown_words(unknown_reason)[0] if unknown_reason else "",
         row.get("crop") or "",
         row.get("condition") or "",
         ", ".join(crops) if isinstance(crops, list) else str(crops),

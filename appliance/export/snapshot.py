@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from appliance.export.errors import ExportError
-from appliance.store.columns import JSON_COLUMNS
+from leaf_wire.columns import JSON_COLUMNS
 
 PAGES_PER_STEP = 256
 _HEADER_WRITE_VERSION = 18  # bytes 18-19: 1 = rollback journal, 2 = WAL

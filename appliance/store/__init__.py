@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from appliance.store.migrations import MIGRATIONS, Migration, StoreError, StoreSchemaError, apply_migrations
-from appliance.store.photos import encode_jpeg, sweep_temp_files, write_photo_durably
+from appliance.store.photos import sweep_temp_files, write_photo_durably
 from appliance.store.sqlite_store import SqliteStore, StoreCorruptError, StoredRecord, StoreWriteError
 
 __all__ = [
@@ -16,7 +16,6 @@ __all__ = [
     "StoreWriteError",
     "StoredRecord",
     "apply_migrations",
-    "encode_jpeg",
     "sweep_temp_files",
     "write_photo_durably",
 ]

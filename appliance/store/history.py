@@ -15,7 +15,8 @@ from datetime import datetime, tzinfo
 from pathlib import PurePosixPath
 from typing import Any
 
-from .columns import DIAGNOSIS_COLUMNS, JSON_COLUMNS, PHOTO_COLUMNS
+from leaf_wire.columns import DIAGNOSIS_COLUMNS, JSON_COLUMNS, PHOTO_COLUMNS
+from leaf_wire.csvcell import BOM, safe_cell
 
 CSV_COLUMNS = (*DIAGNOSIS_COLUMNS, "photo_path", *PHOTO_COLUMNS, "exported_at", "synced_at")
 _HEADERS = ("time", "verdict", "crop", "condition", "conf", "photo")
@@ -46,13 +47,16 @@ def format_json(rows: Iterable[Mapping[str, Any]]) -> str:
 
 
 def format_csv(rows: Iterable[Mapping[str, Any]]) -> str:
-    """Header plus one line per row; times stay UTC ISO-8601, JSON columns are JSON text. Write it as UTF-8."""
+    """BOM, header, one line per row, formula-guarded cells; times stay UTC ISO-8601, JSON columns JSON text.
+
+    Write it as UTF-8: the BOM is what makes Excel read it so, as it does the USB export's CSV.
+    """
     out = io.StringIO()
-    writer = csv.writer(out)
+    writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
     for row in rows:
-        writer.writerow([_csv_value(column, row.get(column)) for column in CSV_COLUMNS])
-    return out.getvalue()
+        writer.writerow([safe_cell(_csv_value(column, row.get(column))) for column in CSV_COLUMNS])
+    return BOM + out.getvalue()
 
 
 def _csv_value(column: str, value: Any) -> Any:

@@ -27,7 +27,6 @@ from typing import Any
 from sqlite_utils import Database
 
 from appliance.result import Diagnosis
-from appliance.store.columns import JSON_COLUMNS
 from appliance.store.migrations import (
     MIGRATIONS,
     StoreError,
@@ -47,6 +46,7 @@ from appliance.store.photos import (
     sweep_temp_files,
     write_photo_durably,
 )
+from leaf_wire.columns import JSON_COLUMNS
 
 BUSY_TIMEOUT_MS = 5000
 TABLE = "diagnoses"

@@ -6,7 +6,7 @@ import itertools
 
 import numpy as np
 
-from appliance.classifier import softmax
+from appliance.probabilities import softmax
 
 __all__ = ["expected_calibration_error", "fit_temperature", "nll", "softmax"]
 

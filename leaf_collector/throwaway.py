@@ -21,13 +21,13 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from appliance.errors import ApplianceError
+from leaf_collector.errors import CollectorFailure
 
 _DEBIAN_BINDIRS = Path("/usr/lib/postgresql")
 _FAST = ("-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off")
 
 
-class PostgresMissing(ApplianceError):
+class PostgresMissing(CollectorFailure):
     """No PostgreSQL server binaries on this machine."""
 
 
@@ -181,7 +181,7 @@ class ThrowawayPostgres:
             self.root = None
 
 
-class PostgresFailed(ApplianceError):
+class PostgresFailed(CollectorFailure):
     """initdb or pg_ctl failed; the message has their output and the server log's end."""
 
 

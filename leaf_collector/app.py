@@ -19,13 +19,13 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs
 
-from appliance.collector import protocol
-from appliance.collector.db import CollectorDB, DatabaseUnavailable, ForeignIds
-from appliance.collector.page import csv_stream, render_page
-from appliance.collector.ratelimit import RateLimiter
-from appliance.collector.records import BadBatch, parse_batch
+from leaf_collector.db import CollectorDB, DatabaseUnavailable, ForeignIds
+from leaf_collector.page import csv_stream, render_page
+from leaf_collector.ratelimit import RateLimiter
+from leaf_collector.records import BadBatch, parse_batch
+from leaf_wire import protocol
 
-log = logging.getLogger("appliance.collector")
+log = logging.getLogger("leaf_collector")
 
 StartResponse = Callable[..., Any]
 Headers = list[tuple[str, str]]

@@ -1,4 +1,4 @@
-"""The device's side of the collector API, on urllib alone (no extra package on the Pi).
+"""The device's side of the collector API, on urllib alone (no extra package on the Pi; the load test uses it too).
 
 Every failure is raised as a CollectorError subclass whose `summary` fits one line of the
 ready screen and whose message says what to do. Redirects are refused: following one could
@@ -21,15 +21,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from appliance import __version__
-from appliance.collector import protocol
-from appliance.errors import ApplianceError
+from leaf_wire import protocol
 
 MAX_RESPONSE_BYTES = 4 * 1024 * 1024
 _SERVER_TIMING = re.compile(r"(?:^|,)\s*app\s*;\s*dur=([0-9.]+)")
 
 
-class CollectorError(ApplianceError):
+class CollectorError(Exception):
     """A sync request failed; `summary` is the short form for the ready screen."""
 
     summary = "collector error"
@@ -138,12 +136,12 @@ class CollectorClient:
         *,
         ca_file: Path | None = None,
         timeout_s: float = 20.0,
-        device_id: str = "",
+        user_agent: str = "leaf-wire",
     ) -> None:
         self.base_url = url.rstrip("/")
         self._token = token
         self.timeout_s = timeout_s
-        self.user_agent = f"leaf-appliance/{__version__}" + (f" ({device_id})" if device_id else "")
+        self.user_agent = user_agent
         handlers: list[urllib.request.BaseHandler] = [_NoRedirect()]
         if self.base_url.startswith("https://"):
             context = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)

@@ -12,16 +12,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from appliance.collector import migrations, protocol, tokens
-from appliance.collector.records import RecordError, ValidRecord
-from appliance.errors import ApplianceError
+from leaf_collector import migrations, tokens
+from leaf_collector.errors import CollectorFailure
+from leaf_collector.records import RecordError, ValidRecord
+from leaf_wire import protocol
 
 if TYPE_CHECKING:
     import psycopg
     from psycopg_pool import ConnectionPool
 
 
-class DatabaseUnavailable(ApplianceError):
+class DatabaseUnavailable(CollectorFailure):
     """PostgreSQL cannot be reached or failed; the request can be retried later."""
 
 
@@ -73,14 +74,14 @@ class Stored:
         return sum(1 for _, s in self.statuses if s == protocol.DUPLICATE)
 
 
-_MISSING = "the collector needs psycopg 3 and psycopg-pool: pip install 'leaf-appliance[collector]'"
+_MISSING = "the collector needs psycopg 3 and psycopg-pool: pip install ./leaf_collector"
 
 
 def _psycopg():  # type: ignore[no-untyped-def]
     try:
         import psycopg
     except ImportError:
-        raise ApplianceError(_MISSING) from None
+        raise CollectorFailure(_MISSING) from None
     return psycopg
 
 
@@ -99,7 +100,7 @@ def open_pool(dsn: str, size: int = 8) -> ConnectionPool:
     try:
         from psycopg_pool import ConnectionPool
     except ImportError:
-        raise ApplianceError(_MISSING) from None
+        raise CollectorFailure(_MISSING) from None
     pool = ConnectionPool(
         dsn,
         min_size=1,

@@ -11,9 +11,9 @@ import logging
 import os
 import sys
 
-from appliance import __version__
-from appliance.collector import protocol
-from appliance.errors import ApplianceError
+from leaf_collector import __version__
+from leaf_collector.errors import CollectorFailure
+from leaf_wire import protocol
 
 DSN_ENV = "LEAF_COLLECTOR_DSN"
 
@@ -21,7 +21,7 @@ DSN_ENV = "LEAF_COLLECTOR_DSN"
 def _dsn(args: argparse.Namespace) -> str:
     dsn = args.dsn if args.dsn is not None else os.environ.get(DSN_ENV, "")
     if not dsn and not os.environ.get("PGHOST") and not os.environ.get("PGDATABASE"):
-        raise ApplianceError(
+        raise CollectorFailure(
             f"no database given: pass --dsn 'postgresql://USER:PASSWORD@HOST/DBNAME' or set {DSN_ENV} "
             f"(or libpq's PGHOST/PGDATABASE)"
         )
@@ -29,8 +29,8 @@ def _dsn(args: argparse.Namespace) -> str:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from appliance.collector.app import Limits
-    from appliance.collector.server import ServeOptions, parse_listen, serve
+    from leaf_collector.app import Limits
+    from leaf_collector.server import ServeOptions, parse_listen, serve
 
     host, port = parse_listen(args.listen)
     limits = Limits(
@@ -43,8 +43,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
-    from appliance.collector.db import migrate
-    from appliance.collector.migrations import latest_version
+    from leaf_collector.db import migrate
+    from leaf_collector.migrations import latest_version
 
     applied = migrate(_dsn(args))
     if applied:
@@ -55,8 +55,8 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_token(args: argparse.Namespace) -> int:
-    from appliance.collector import tokens
-    from appliance.collector.db import connect, migrate
+    from leaf_collector import tokens
+    from leaf_collector.db import connect, migrate
 
     dsn = _dsn(args)
     migrate(dsn)
@@ -133,14 +133,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["loadtest"]:  # its own parser (argparse's REMAINDER would swallow no leading option)
-        from appliance.collector.loadtest import main as loadtest_main
+        from leaf_collector.loadtest import main as loadtest_main
 
         return loadtest_main(argv[1:])
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         return int(args.func(args))
-    except ApplianceError as exc:
+    except CollectorFailure as exc:
         print(f"leaf-collector: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -14,10 +14,9 @@ from datetime import UTC, datetime
 from html import escape
 from typing import Any
 
-from appliance import labels
-from appliance.collector.db import CSV_COLUMNS
-
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+from leaf_collector.db import CSV_COLUMNS
+from leaf_wire import reasons
+from leaf_wire.csvcell import BOM, safe_cell
 
 
 def iso(moment: datetime | None) -> str:
@@ -39,8 +38,7 @@ def _cell(value: Any) -> str:
         return iso(value)
     if isinstance(value, float):
         return f"{value:.4f}"
-    text = str(value)
-    return "'" + text if text.startswith(_FORMULA_START) else text
+    return safe_cell(str(value))
 
 
 def csv_stream(rows: Iterable[tuple[Any, ...]]) -> Iterator[bytes]:
@@ -48,7 +46,7 @@ def csv_stream(rows: Iterable[tuple[Any, ...]]) -> Iterator[bytes]:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
-    yield b"\xef\xbb\xbf" + buffer.getvalue().encode("utf-8")
+    yield (BOM + buffer.getvalue()).encode("utf-8")
     buffer.seek(0)
     buffer.truncate()
     for count, row in enumerate(rows, 1):
@@ -95,7 +93,7 @@ def _result(d: dict[str, Any]) -> str:
     if d["verdict"] == "diagnosis":
         return f"{_label(d['crop'], '?')} – {_label(d['condition'], '?')}"
     if d["verdict"] == "unknown":
-        words = labels.unknown_words(d["reason"] or "")[0]
+        words = reasons.unknown_words(d["reason"] or "")[0]
         crop = f"{escape(d['crop'])} – " if d["crop"] else ""
         return f'<span class="unknown">not known: {crop}{escape(words)}</span>'
     return f'<span class="muted">retake ({escape(d["reason"] or "?")})</span>'

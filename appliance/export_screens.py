@@ -1,13 +1,17 @@
-"""What the appliance's display shows about an export, and the progress hook that also feeds the watchdog."""
+"""What the appliance's display shows about an export, and the progress hook that also feeds the watchdog.
+
+Core: the daemon shows these; the export package is only named for type checking.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from appliance.export.exporter import ExportReport, Progress
+if TYPE_CHECKING:
+    from appliance.export.exporter import ExportReport, Progress
 
 log = logging.getLogger("appliance.export")
 SCREEN_EVERY_S = 0.5  # redraw at most this often; the watchdog is kicked on every call

@@ -1,7 +1,7 @@
 """The columns that describe one diagnosis, in the order every listing, export and sync uses.
 
 One place, so a column added to the store cannot be forgotten by the CSV, the sync protocol or
-the collector's table. (No imports: the collector reads this without the device's store code.)
+the collector's table. (Part of the wire package: the collector reads it without the device's code.)
 """
 
 DIAGNOSIS_COLUMNS = (

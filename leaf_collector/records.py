@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from appliance.collector import protocol
+from leaf_wire import protocol
 
 _TEXT_MAX = 200
 _JSON_MAX = 16 * 1024

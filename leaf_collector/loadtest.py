@@ -1,6 +1,6 @@
 """Load benchmark: many simulated devices push their backlog at once to a real collector and PostgreSQL.
 
-    python -m appliance.collector.loadtest --devices 50 --records 1000 --out loadtest.json
+    python -m leaf_collector.loadtest --devices 50 --records 1000 --out loadtest.json
     leaf-collector loadtest ...                      (the same)
 
 Without --dsn it starts a throw-away PostgreSQL (durable settings: fsync on) and drops it
@@ -28,11 +28,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from appliance.collector import protocol
-from appliance.collector.client import CollectorBusy, CollectorClient, CollectorError, encode_record
-from appliance.collector.throwaway import ThrowawayPostgres, free_loopback_port
-from appliance.config import is_loopback_host
-from appliance.errors import ApplianceError
+from leaf_collector.errors import CollectorFailure
+from leaf_collector.throwaway import ThrowawayPostgres, free_loopback_port
+from leaf_wire import protocol
+from leaf_wire.addresses import is_loopback_host
+from leaf_wire.client import CollectorBusy, CollectorClient, CollectorError, encode_record
 
 _CROPS = [("Tomato", "Late blight"), ("Potato", "Early blight"), ("Apple", "Apple scab"), ("Corn", "Common rust")]
 
@@ -65,15 +65,8 @@ def _summary(values: list[float]) -> dict[str, float | None]:
 
 
 def sample_thumbnail() -> bytes:
-    """A real thumbnail, made the way a device makes it, from a sample photo shipped with the software."""
-    from appliance.samples import samples_dir
-    from appliance.sync import make_thumbnail
-
-    photo = sorted(Path(samples_dir()).glob("*.jpg"))[0].read_bytes()
-    thumbnail = make_thumbnail(photo)
-    if thumbnail is None:
-        raise ApplianceError("cannot make the sample thumbnail")
-    return thumbnail
+    """A real device thumbnail of a sample photo (data/ATTRIBUTION.md): batches weigh what they do in the field."""
+    return (Path(__file__).parent / "data" / "loadtest-thumbnail.jpg").read_bytes()
 
 
 def _row(device_id: str, n: int, start: datetime) -> dict[str, Any]:
@@ -151,13 +144,13 @@ def _check_loopback_dsn(dsn: str) -> None:
     host = str(conninfo_to_dict(dsn).get("host") or "")
     hosts = [h for h in host.split(",") if h]
     if any(not (h.startswith("/") or is_loopback_host(h)) for h in hosts):
-        raise ApplianceError(f"the load test only talks to loopback addresses; --dsn names host {host!r}")
+        raise CollectorFailure(f"the load test only talks to loopback addresses; --dsn names host {host!r}")
 
 
 def _start_collector(dsn: str, port: int, threads: int, log_path: Path) -> subprocess.Popen[bytes]:
     env = dict(os.environ, LEAF_COLLECTOR_DSN=dsn, PYTHONUNBUFFERED="1")
     command = [
-        sys.executable, "-m", "appliance.collector", "serve", "--listen", f"127.0.0.1:{port}",
+        sys.executable, "-m", "leaf_collector", "serve", "--listen", f"127.0.0.1:{port}",
         "--threads", str(threads),
     ]  # fmt: skip
     with log_path.open("wb") as log:
@@ -166,7 +159,7 @@ def _start_collector(dsn: str, port: int, threads: int, log_path: Path) -> subpr
     until = time.monotonic() + 30
     while time.monotonic() < until:
         if process.poll() is not None:
-            raise ApplianceError(f"the collector exited at start:\n{log_path.read_text(errors='replace')[-2000:]}")
+            raise CollectorFailure(f"the collector exited at start:\n{log_path.read_text(errors='replace')[-2000:]}")
         try:
             with urllib.request.urlopen(url, timeout=2) as response:
                 if response.status == 200:
@@ -174,7 +167,7 @@ def _start_collector(dsn: str, port: int, threads: int, log_path: Path) -> subpr
         except OSError:
             time.sleep(0.2)
     process.kill()
-    raise ApplianceError("the collector did not answer /healthz within 30 s")
+    raise CollectorFailure("the collector did not answer /healthz within 30 s")
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
@@ -187,7 +180,7 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 
 def _count_in_database(dsn: str, prefix: str) -> tuple[int, int]:
-    from appliance.collector.db import connect
+    from leaf_collector.db import connect
 
     with connect(dsn) as conn:
         row = conn.execute(
@@ -198,7 +191,7 @@ def _count_in_database(dsn: str, prefix: str) -> tuple[int, int]:
 
 
 def _cleanup(dsn: str, prefix: str) -> None:
-    from appliance.collector.db import connect
+    from leaf_collector.db import connect
 
     with connect(dsn) as conn, conn.transaction():
         conn.execute("DELETE FROM diagnoses WHERE device_id LIKE %s", (prefix + "%",))
@@ -206,8 +199,8 @@ def _cleanup(dsn: str, prefix: str) -> None:
 
 
 def run(args: argparse.Namespace, dsn: str, postgres_note: str) -> dict[str, Any]:
-    from appliance.collector import tokens
-    from appliance.collector.db import connect, migrate
+    from leaf_collector import tokens
+    from leaf_collector.db import connect, migrate
 
     _check_loopback_dsn(dsn)
     migrate(dsn)
@@ -324,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
             with ThrowawayPostgres(durable=True) as pg:
                 dsn = pg.create_database("leaf_loadtest")
                 result = run(args, dsn, f"throw-away server from {pg.bin_dir} (fsync on)")
-    except ApplianceError as exc:
+    except CollectorFailure as exc:
         print(f"loadtest: {exc}", file=sys.stderr)
         return 2
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")

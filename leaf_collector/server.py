@@ -14,11 +14,11 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from appliance.collector.app import CollectorApp, Limits
-from appliance.collector.db import CollectorDB, migrate, open_pool
-from appliance.errors import ApplianceError
+from leaf_collector.app import CollectorApp, Limits
+from leaf_collector.db import CollectorDB, migrate, open_pool
+from leaf_collector.errors import CollectorFailure
 
-log = logging.getLogger("appliance.collector")
+log = logging.getLogger("leaf_collector")
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ def parse_listen(text: str) -> tuple[str, int]:
     """'127.0.0.1:8080', '[::1]:8080' or ':8080' (all addresses) as (host, port)."""
     host, sep, port = text.rpartition(":")
     if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ApplianceError(f"--listen must be HOST:PORT like 127.0.0.1:8080, got {text!r}")
+        raise CollectorFailure(f"--listen must be HOST:PORT like 127.0.0.1:8080, got {text!r}")
     host = host.strip("[]") or "0.0.0.0"
     return host, int(port)
 
@@ -46,9 +46,7 @@ class CollectorServer:
         try:
             import waitress
         except ImportError:
-            raise ApplianceError(
-                "the collector needs waitress and psycopg: pip install 'leaf-appliance[collector]'"
-            ) from None
+            raise CollectorFailure("the collector needs waitress and psycopg: pip install ./leaf_collector") from None
         applied = migrate(options.dsn)
         if applied:
             log.info("applied database migrations %s", applied)

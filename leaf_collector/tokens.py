@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from appliance.collector.records import is_device_id
-from appliance.errors import ApplianceError
+from leaf_collector.errors import CollectorFailure
+from leaf_collector.records import is_device_id
 
 if TYPE_CHECKING:
     import psycopg
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 TOKEN_PREFIX = "leaf_"  # recognisable in a leaked file or a secret scanner
 
 
-class TokenError(ApplianceError):
+class TokenError(CollectorFailure):
     """A token command that cannot be done; the message says why."""
 
 

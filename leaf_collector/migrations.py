@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, NamedTuple
 
-from appliance.errors import ApplianceError
+from leaf_collector.errors import CollectorFailure
 
 if TYPE_CHECKING:
     import psycopg
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 LOCK_KEY = 0x1EAF_C011  # pg_advisory_xact_lock key shared by every collector
 
 
-class CollectorSchemaError(ApplianceError):
+class CollectorSchemaError(CollectorFailure):
     """The database's schema cannot be used by this collector; the message says what to do."""
 
 

@@ -14,7 +14,7 @@ import base64
 import hashlib
 from typing import Any
 
-from appliance.store.columns import DIAGNOSIS_COLUMNS, PHOTO_COLUMNS
+from leaf_wire.columns import DIAGNOSIS_COLUMNS, PHOTO_COLUMNS
 
 SCHEMA_VERSION = 1
 API_PATH = "/api/v1/diagnoses"

@@ -1,5 +1,0 @@
-import sys
-
-from appliance.collector.cli import main
-
-sys.exit(main())
