@@ -27,6 +27,7 @@ from .errors import ApplianceError, ConfigError
 from .led_codes import LED_CODES
 from .ports import Button, Camera, CameraError, Display, LedPattern, Leds, Press
 from .result import Diagnosis, Verdict
+from .storage_rule import DEFAULT_LIMITS, MIB, StorageLevel, StorageLimits, storage_status
 from .vision.jpeg import encode_jpeg
 
 log = logging.getLogger("appliance.daemon")
@@ -91,8 +92,7 @@ class Appliance:
         watchdog: Any | None = None,
         device_id: str,
         result_seconds: float = 20.0,
-        warn_below_bytes: int = 500 * 2**20,
-        refuse_below_bytes: int = 100 * 2**20,
+        storage: StorageLimits = DEFAULT_LIMITS,
         retry_seconds: float = 3.0,
         tick_seconds: float = 0.25,
         on_state: Callable[[State], None] | None = None,
@@ -104,7 +104,7 @@ class Appliance:
         self.notifier, self.watchdog = notifier, watchdog
         self.device_id = device_id
         self.result_seconds = result_seconds
-        self.warn_below_bytes, self.refuse_below_bytes = warn_below_bytes, refuse_below_bytes
+        self.storage = storage
         self.retry_seconds, self.tick_seconds = retry_seconds, tick_seconds
         self._on_state = on_state
         self.usb = usb  # finds a stick, exports to it, frees space (wiring.UsbExport); None: no export
@@ -299,15 +299,16 @@ class Appliance:
         free = self.store.free_bytes() if self.store else 0
         self._sync_line = self._current_sync_line()
         status, warning = self._sync_line, False
-        if free < self.warn_below_bytes:
-            status, warning = f"Storage almost full: {free / 2**20:.0f} MB left. Export soon.", True
+        room = storage_status(free, self.storage)
+        if room.level is not StorageLevel.OK:
+            status, warning = room.short, True
         records = self.store.count() if self.store else 0
         self.notifier.status(f"ready, {records} records")
         self._show(
             screens.ReadyScreen(
                 model_version=self.diagnoser.info.version if self.diagnoser else "-",
                 records=records,
-                free_mb=free / 2**20,
+                free_mb=free / MIB,
                 now=datetime.now(),
                 status=status,
                 warning=warning,
@@ -375,7 +376,7 @@ class Appliance:
 
     def _diagnose(self, cycle: Cycle) -> None:
         t0 = time.perf_counter()
-        if self.store.free_bytes() < self.refuse_below_bytes:
+        if storage_status(self.store.free_bytes(), self.storage).level is StorageLevel.REFUSE:
             cycle.error = "storage full"
             self._enter_fault(
                 Fault(
@@ -424,7 +425,7 @@ class Appliance:
         render_ms = self._show_result(diagnosis, frame)
         if self.sync is not None:
             self.sync.note_new_record()
-        if self.usb is not None and self.store.free_bytes() < self.warn_below_bytes:
+        if self.usb is not None and storage_status(self.store.free_bytes(), self.storage).level is not StorageLevel.OK:
             self.usb.make_room(self.store)  # prune photos already exported, never others
         t_end = time.perf_counter()
         cycle.record_id, cycle.verdict, cycle.slug = record.id, diagnosis.verdict.value, diagnosis.best.slug

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from . import screens
 from .ports import LedPattern, Press
+from .storage_rule import MIB, StorageLevel, storage_status
 
 PASS, FAIL, SKIP = "PASS", "FAIL", "SKIP"
 
@@ -45,14 +46,15 @@ def _check_storage(cfg) -> str:
 
     with open_store(cfg) as store:
         store.check_integrity(full=True)
-        free_mb = store.free_bytes() / 2**20
+        room = storage_status(store.free_bytes(), cfg.storage)
         count = store.count()
     probe = cfg.data_dir / f".selftest-{os.getpid()}"
     probe.write_bytes(b"x" * 4096)
     with probe.open("rb+") as fh:
         os.fsync(fh.fileno())
     probe.unlink()
-    if free_mb < cfg.storage.refuse_below_mb:
+    free_mb = room.free_bytes / MIB
+    if room.level is StorageLevel.REFUSE:
         raise RuntimeError(f"only {free_mb:.0f} MB free (floor {cfg.storage.refuse_below_mb} MB)")
     return f"{cfg.db_path}: integrity ok, {count} records, {free_mb:.0f} MB free, writable"
 

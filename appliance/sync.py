@@ -29,7 +29,7 @@ from appliance import __version__
 from appliance.config import Config
 from appliance.errors import ApplianceError
 from appliance.store.migrations import StoreError
-from appliance.store.sqlite_store import SqliteStore, connect
+from appliance.store.sqlite_store import SqliteStore, count_unsynced
 from leaf_wire import protocol
 from leaf_wire.client import (
     BatchTooLarge,
@@ -154,15 +154,6 @@ def backoff_delay(failures: int, interval_s: float, rng: random.Random) -> float
     cap = max(BACKOFF_CAP_S, interval_s)
     raw = min(cap, min(BACKOFF_FIRST_S, interval_s) * 2 ** max(0, failures - 1))
     return raw / 2 + rng.uniform(0, raw / 2)
-
-
-def count_waiting(db_path: Path) -> int:
-    """Rows not yet synced (the partial index makes this cheap); its own short-lived connection."""
-    conn = connect(db_path)
-    try:
-        return int(conn.execute("SELECT count(*) FROM diagnoses WHERE synced_at IS NULL").fetchone()[0])
-    finally:
-        conn.close()
 
 
 def client_from_config(cfg: Config) -> CollectorClient:
@@ -339,7 +330,7 @@ def cmd_sync(cfg: Config, *, out: TextIO | None = None) -> int:
         print(f"sync: {exc}", file=out)
         return 2
     with SqliteStore.open(cfg.db_path, cfg.data_dir) as store:
-        waiting = count_waiting(cfg.db_path)
+        waiting = count_unsynced(cfg.db_path)
         try:
             info = client.whoami()
         except CollectorError as exc:
@@ -369,7 +360,7 @@ def cmd_sync(cfg: Config, *, out: TextIO | None = None) -> int:
             failure = None
         except CollectorError as exc:
             failure = exc
-        left = count_waiting(cfg.db_path)
+        left = count_unsynced(cfg.db_path)
     print(f"sent {report.sent}: {report.stored} stored, {report.duplicates} already there; {left} waiting", file=out)
     if report.without_photo:
         print(f"{report.without_photo} sent without their photo (missing, damaged or too large)", file=out)
@@ -474,7 +465,7 @@ class SyncWorker:
         interval = float(self.cfg.sync.interval_s)
         try:
             session = self._open_session()
-            waiting = count_waiting(self.cfg.db_path)
+            waiting = count_unsynced(self.cfg.db_path)
             pending = waiting - len(session.refused)
             state = self._state
             settled = state.status == SyncStatus.SYNCED or (state.status == SyncStatus.ERROR and state.refused > 0)
@@ -568,7 +559,7 @@ class SyncWorker:
 
 def _safe_count(db_path: Path) -> int | None:
     try:
-        return count_waiting(db_path)
+        return count_unsynced(db_path)
     except Exception:
         return None
 
@@ -583,7 +574,6 @@ __all__ = [
     "backoff_delay",
     "client_from_config",
     "cmd_sync",
-    "count_waiting",
     "make_thumbnail",
     "read_token",
 ]

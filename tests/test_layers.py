@@ -76,3 +76,25 @@ def test_the_diagram_parser_reads_grouped_targets() -> None:
 def test_every_layer_has_modules(layer: str) -> None:
     graph = grimp.build_graph("appliance", "leaf_wire", "leaf_collector")
     assert any(m.startswith(layers()[layer]) for m in graph.modules)
+
+
+SQL_ON_DIAGNOSES = re.compile(r"\b(SELECT|UPDATE|INSERT|DELETE|FROM|INTO|JOIN|ALTER TABLE)\b[^\n]*\bdiagnoses\b", re.I)
+
+
+def sql_on_diagnoses(source: str) -> list[str]:
+    return [line.strip() for line in source.splitlines() if SQL_ON_DIAGNOSES.search(line)]
+
+
+def test_only_the_store_speaks_sql_to_the_diagnoses_table() -> None:
+    outside = {
+        str(path.relative_to(ROOT)): found
+        for path in sorted((ROOT / "appliance").rglob("*.py"))
+        if "store" not in path.relative_to(ROOT / "appliance").parts[:1]
+        and (found := sql_on_diagnoses(path.read_text(encoding="utf-8")))
+    }
+    assert outside == {}
+
+
+def test_the_sql_finder_sees_a_query() -> None:
+    assert sql_on_diagnoses('rows = conn.execute("SELECT id FROM diagnoses WHERE x")\nsay("3 diagnoses sent")')
+    assert not sql_on_diagnoses('log.info("sent 3 diagnoses to base")')

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from appliance.config import StorageConfig
-from appliance.export import Exporter, ExportError, Progress, StorageLevel, prune_exported_photos, storage_status
+from appliance.export import Exporter, ExportError, Progress, prune_exported_photos
+from appliance.storage_rule import StorageLevel, storage_status
 from appliance.store import SqliteStore, StoreWriteError
 from tests.torture.support import clock, config, diagnosis, fill, open_store, photo_bytes, tmpfs
 

@@ -2,7 +2,7 @@
 
 Daemon:  report = Exporter(store, cfg).run(find_stick(cfg), progress=export_screens.DisplayProgress(show, kick))
 CLI:     cmd_export(cfg, to, full, auto, device)
-Policy:  storage_status(free, cfg.storage), prune_exported_photos(store, keep_free_bytes), make_room(store, cfg)
+Policy:  make_room(store, cfg) -> prune_exported_photos(store, keep_free_bytes)
 """
 
 from __future__ import annotations
@@ -11,14 +11,8 @@ from appliance.export.command import cmd_export
 from appliance.export.errors import ExportError
 from appliance.export.exporter import Exporter, ExportReport, Progress
 from appliance.export.media import Medium, check_medium, describe, eject, find_stick, find_sticks
-from appliance.export.policy import (
-    PruneReport,
-    StorageLevel,
-    StorageStatus,
-    make_room,
-    prune_exported_photos,
-    storage_status,
-)
+from appliance.export.policy import make_room
+from appliance.store.pruning import PruneReport, prune_exported_photos
 
 __all__ = [
     "ExportError",
@@ -27,8 +21,6 @@ __all__ = [
     "Medium",
     "Progress",
     "PruneReport",
-    "StorageLevel",
-    "StorageStatus",
     "check_medium",
     "cmd_export",
     "describe",
@@ -37,5 +29,4 @@ __all__ = [
     "find_sticks",
     "make_room",
     "prune_exported_photos",
-    "storage_status",
 ]

@@ -26,8 +26,8 @@ from appliance.export import formats, media
 from appliance.export.errors import NOTHING_MARKED, ExportError, stick_failure
 from appliance.export.ledger import add_export, read_ledger, stick_id
 from appliance.export.safefs import CHUNK, Folder, is_temp_name
-from appliance.export.snapshot import take_snapshot
-from appliance.store.migrations import utc_timestamp
+from appliance.store.migrations import StoreError, utc_timestamp
+from appliance.store.snapshot import take_snapshot
 
 EXPORT_ROOT = "leaf-appliance"
 PARTIAL_SUFFIX = ".partial"
@@ -232,7 +232,10 @@ class Exporter:
                 self._doing = "reading the stick's ledger"
                 ledger = read_ledger(dev)
                 received = set() if full else ledger.received(dev)
-                image, rows = take_snapshot(self.store.db_path, ticker.emit)
+                try:
+                    image, rows = take_snapshot(self.store.db_path, ticker.emit)
+                except StoreError as exc:
+                    raise ExportError(f"{exc} Nothing was exported.") from exc
                 report = ExportReport(target=target, stick_id=stick, full=full)
                 send = [row for row in rows if row["id"] not in received]
                 report.already_on_stick = len(rows) - len(send)

@@ -87,6 +87,18 @@ def connect(db_path: Path) -> sqlite3.Connection:
     return conn
 
 
+def count_unsynced(db_path: Path) -> int:
+    """Rows not yet synced (a partial index makes this cheap), on a short-lived connection of its own.
+
+    A function, not a method: the daemon's sync status asks it from any thread without a store.
+    """
+    conn = connect(db_path)
+    try:
+        return int(conn.execute(f"SELECT count(*) FROM {TABLE} WHERE synced_at IS NULL").fetchone()[0])
+    finally:
+        conn.close()
+
+
 def _raw_connect(db_path: Path) -> sqlite3.Connection:
     # isolation_level=None: no hidden BEGINs; sqlite-utils' atomic() and our migrations issue their own.
     return sqlite3.connect(str(db_path), isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)

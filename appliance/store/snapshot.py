@@ -1,4 +1,4 @@
-"""A consistent copy of the live diagnosis database, taken with SQLite's backup API.
+"""A consistent copy of the live diagnosis database, taken with SQLite's backup API (the export writes it to the stick).
 
 Copying the file would tear a database that the service is writing (WAL mode keeps recent
 commits in a side file); the backup API copies a consistent state and restarts by itself if
@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from appliance.export.errors import ExportError
+from appliance.store.migrations import StoreError
 from leaf_wire.columns import JSON_COLUMNS
 
 PAGES_PER_STEP = 256
@@ -28,7 +28,7 @@ def take_snapshot(db_path: Path, on_step: Callable[[], None] | None = None) -> t
     try:
         source = sqlite3.connect(f"{Path(db_path).resolve().as_uri()}?mode=rw", uri=True, timeout=10)
     except sqlite3.Error as exc:
-        raise ExportError(f"Cannot open the diagnosis database {db_path}: {exc}. Nothing was exported.") from exc
+        raise StoreError(f"Cannot open the diagnosis database {db_path}: {exc}.") from exc
     copy = sqlite3.connect(":memory:")
     try:
         source.execute("PRAGMA query_only = 1")
@@ -38,8 +38,8 @@ def take_snapshot(db_path: Path, on_step: Callable[[], None] | None = None) -> t
         names = [column[0] for column in cursor.description]
         rows = [_decode(dict(zip(names, values, strict=True))) for values in cursor]
     except sqlite3.Error as exc:
-        raise ExportError(
-            f"Could not copy the diagnosis database {db_path}: {exc}. Nothing was exported; "
+        raise StoreError(
+            f"Could not copy the diagnosis database {db_path}: {exc}; "
             f"see docs/durability.md to check and recover the database."
         ) from exc
     finally:
@@ -56,14 +56,3 @@ def _decode(row: dict[str, Any]) -> dict[str, Any]:
             with contextlib.suppress(ValueError):  # else kept as text: the JSONL shows what is stored
                 row[column] = json.loads(row[column])
     return row
-
-
-def check_image(image: bytes) -> list[str]:
-    """integrity_check findings of a database image ([] when sound)."""
-    conn = sqlite3.connect(":memory:")
-    try:
-        conn.deserialize(image)
-        rows = [str(r[0]) for r in conn.execute("PRAGMA integrity_check")]
-    finally:
-        conn.close()
-    return [] if rows == ["ok"] else rows
