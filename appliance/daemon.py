@@ -18,14 +18,26 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
 
 import numpy as np
 
 from . import export_screens, labels, screens
-from .errors import ApplianceError, ConfigError
+from .errors import ApplianceError, CameraError, ConfigError
 from .led_codes import LED_CODES
-from .ports import Button, Camera, CameraError, Display, LedPattern, Leds, Press
+from .ports import (
+    Button,
+    Camera,
+    DiagnoserPort,
+    Display,
+    LedPattern,
+    Leds,
+    Notifier,
+    Press,
+    RecordStore,
+    SyncStatus,
+    UsbExport,
+    Watchdog,
+)
 from .result import Diagnosis, Verdict
 from .storage_rule import DEFAULT_LIMITS, MIB, StorageLevel, StorageLimits, storage_status
 from .vision.jpeg import encode_jpeg
@@ -86,18 +98,18 @@ class Appliance:
         button: Button,
         leds: Leds,
         display: Display,
-        load_diagnoser: Callable[[], Any],
-        open_store: Callable[[], Any],
-        notifier: Any,
-        watchdog: Any | None = None,
+        load_diagnoser: Callable[[], DiagnoserPort],
+        open_store: Callable[[], RecordStore],
+        notifier: Notifier,
+        watchdog: Watchdog | None = None,
         device_id: str,
         result_seconds: float = 20.0,
         storage: StorageLimits = DEFAULT_LIMITS,
         retry_seconds: float = 3.0,
         tick_seconds: float = 0.25,
         on_state: Callable[[State], None] | None = None,
-        usb: Any | None = None,
-        sync: Any | None = None,
+        usb: UsbExport | None = None,
+        sync: SyncStatus | None = None,
     ) -> None:
         self.camera, self.button, self.leds, self.display = camera, button, leds, display
         self._load_diagnoser, self._open_store = load_diagnoser, open_store
@@ -107,18 +119,18 @@ class Appliance:
         self.storage = storage
         self.retry_seconds, self.tick_seconds = retry_seconds, tick_seconds
         self._on_state = on_state
-        self.usb = usb  # finds a stick, exports to it, frees space (wiring.UsbExport); None: no export
+        self.usb = usb  # finds a stick, exports to it, frees space (wiring.StickExport); None: no export
         self.sync = sync  # background SyncWorker (appliance.sync); None or disabled: no sync
         self._sync_line = ""
-        self.diagnoser: Any = None
-        self.store: Any = None
+        self.diagnoser: DiagnoserPort | None = None
+        self.store: RecordStore | None = None
         self.camera_up = False
         self.state = State.STARTING
         self.fault: Fault | None = None
         self.ready_sent = False
         self.ignored_presses = 0
         self.last_cycle: Cycle | None = None
-        self._events: queue.Queue[tuple[str, Any]] = queue.Queue()
+        self._events: queue.Queue[tuple[str, Press | None]] = queue.Queue()
         self._stop = threading.Event()
         self._busy = threading.Event()
         self._cycle_done = threading.Condition()
@@ -126,7 +138,7 @@ class Appliance:
         self._result_until = 0.0
         self._next_retry = 0.0
         self._shown_minute = -1
-        self.screens_shown: deque[Any] = deque(maxlen=64)  # what the display was last given
+        self.screens_shown: deque[screens.Screen] = deque(maxlen=64)  # what the display was last given
 
     # ----- called from other threads -------------------------------------------------
     def on_press(self, press: Press) -> None:
@@ -181,7 +193,7 @@ class Appliance:
                 kind, value = self._events.get(timeout=self.tick_seconds)
             except queue.Empty:
                 kind, value = "tick", None
-            if kind == "press":
+            if kind == "press" and value is not None:
                 self._handle_press(value)
             self._tick()
         self._shutdown()
@@ -279,7 +291,7 @@ class Appliance:
         self._show(screens.FaultScreen(title=fault.title, problem=fault.detail, action=fault.todo, code=fault.code))
 
     # ----- screens ---------------------------------------------------------------------
-    def _show(self, screen: Any) -> float:
+    def _show(self, screen: screens.Screen) -> float:
         """Render and show; returns the milliseconds it took. A broken display is logged, not fatal."""
         t0 = time.perf_counter()
         self.screens_shown.append(screen)
@@ -290,7 +302,7 @@ class Appliance:
         return (time.perf_counter() - t0) * 1e3
 
     def _current_sync_line(self) -> str:
-        return self.sync.line() if self.sync is not None and self.sync.cfg.sync.enabled else ""
+        return self.sync.line() if self.sync is not None and self.sync.enabled else ""
 
     def _show_ready(self) -> None:
         self._set_state(State.IDLE)
@@ -320,8 +332,7 @@ class Appliance:
         """Display names of the crops the diagnoser chooses among; () = all it knows; None = no diagnoser."""
         if self.diagnoser is None:
             return None
-        language = getattr(self.diagnoser, "language", labels.DEFAULT_LANGUAGE)
-        return tuple(labels.crop_name(c, language) for c in getattr(self.diagnoser, "crops", ()))
+        return tuple(labels.crop_name(c, self.diagnoser.language) for c in self.diagnoser.crops)
 
     # ----- a press ---------------------------------------------------------------------
     def _handle_press(self, press: Press) -> None:
@@ -332,10 +343,12 @@ class Appliance:
                 self._bring_up()  # a press during a fault is a request to try again now
             if self.state is State.FAULT:
                 cycle.error = f"{self.fault.title}: {self.fault.detail}" if self.fault else "fault"
+            elif self.store is None or self.diagnoser is None:  # not reached: no fault means both are up
+                cycle.error = "not ready"
             elif press is Press.LONG:
-                self._long_press(cycle)
+                self._long_press(cycle, self.store)
             else:
-                self._diagnose(cycle)
+                self._diagnose(cycle, self.store, self.diagnoser)
         finally:
             self._busy.clear()
             with self._cycle_done:
@@ -347,11 +360,12 @@ class Appliance:
         if self.watchdog is not None:
             self.watchdog.kick()
 
-    def _long_press(self, cycle: Cycle) -> None:
+    def _long_press(self, cycle: Cycle, store: RecordStore) -> None:
         """Export to the USB stick: progress on screen, "safe to remove" only once it is."""
-        stick = self.usb.find() if self.usb else None
+        usb = self.usb
+        stick = usb.find() if usb else None
         self._result_until = time.monotonic() + self.result_seconds
-        if stick is None:
+        if usb is None or stick is None:
             self._show(export_screens.no_stick_screen())
             cycle.verdict = "no_usb_stick"
             self._set_state(State.SHOWING_RESULT)
@@ -360,7 +374,7 @@ class Appliance:
         self.leds.show(LedPattern.EXPORTING)
         self.notifier.status(f"exporting to {stick}")
         try:
-            report = self.usb.export(self.store, stick, export_screens.DisplayProgress(self._show, self._kick))
+            report = usb.export(store, stick, export_screens.DisplayProgress(self._show, self._kick))
         except Exception as exc:  # ExportError carries words for the screen; anything else too
             log.error("export to %s failed: %s", stick, exc)
             cycle.error = f"export failed: {exc}"
@@ -370,13 +384,13 @@ class Appliance:
             cycle.verdict = "exported"
             self.leds.show(LedPattern.SAFE_TO_REMOVE if report.safe_to_remove else LedPattern.READY)
             self._show(export_screens.report_screen(report))
-            self.usb.make_room(self.store)
+            usb.make_room(store)
         self._result_until = time.monotonic() + self.result_seconds
         self._set_state(State.SHOWING_RESULT)
 
-    def _diagnose(self, cycle: Cycle) -> None:
+    def _diagnose(self, cycle: Cycle, store: RecordStore, diagnoser: DiagnoserPort) -> None:
         t0 = time.perf_counter()
-        if storage_status(self.store.free_bytes(), self.storage).level is StorageLevel.REFUSE:
+        if storage_status(store.free_bytes(), self.storage).level is StorageLevel.REFUSE:
             cycle.error = "storage full"
             self._enter_fault(
                 Fault(
@@ -399,7 +413,7 @@ class Appliance:
             return
         t_classify = time.perf_counter()
         self._set_state(State.CLASSIFYING)
-        diagnosis: Diagnosis = self.diagnoser.diagnose(frame)
+        diagnosis: Diagnosis = diagnoser.diagnose(frame)
         t_commit = time.perf_counter()
         latency = {
             "working_screen_ms": round((t_capture - t0) * 1e3, 3),
@@ -408,7 +422,7 @@ class Appliance:
             "inference_ms": diagnosis.timings.inference_ms,
         }
         try:
-            record = self.store.record(diagnosis, encode_jpeg(frame), device_id=self.device_id, latency=latency)
+            record = store.record(diagnosis, encode_jpeg(frame), device_id=self.device_id, latency=latency)
         except Exception as exc:  # disk full, I/O error: nothing shown as saved that is not
             log.exception("could not save the diagnosis")
             cycle.error = str(exc)
@@ -425,8 +439,8 @@ class Appliance:
         render_ms = self._show_result(diagnosis, frame)
         if self.sync is not None:
             self.sync.note_new_record()
-        if self.usb is not None and storage_status(self.store.free_bytes(), self.storage).level is not StorageLevel.OK:
-            self.usb.make_room(self.store)  # prune photos already exported, never others
+        if self.usb is not None and storage_status(store.free_bytes(), self.storage).level is not StorageLevel.OK:
+            self.usb.make_room(store)  # prune photos already exported, never others
         t_end = time.perf_counter()
         cycle.record_id, cycle.verdict, cycle.slug = record.id, diagnosis.verdict.value, diagnosis.best.slug
         cycle.ms = {

@@ -1,6 +1,6 @@
 """What the appliance's display shows about an export, and the progress hook that also feeds the watchdog.
 
-Core: the daemon shows these; the export package is only named for type checking.
+Core: the daemon shows these; it knows an export only by the ports ExportProgress and ExportOutcome.
 """
 
 from __future__ import annotations
@@ -8,16 +8,15 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from appliance.export.exporter import ExportReport, Progress
+from appliance.ports import ExportOutcome, ExportProgress
 
 log = logging.getLogger("appliance.export")
 SCREEN_EVERY_S = 0.5  # redraw at most this often; the watchdog is kicked on every call
 
 
-def progress_screen(p: Progress) -> Any:
+def progress_screen(p: ExportProgress) -> Any:
     from appliance import screens
 
     detail = {
@@ -31,7 +30,7 @@ def progress_screen(p: Progress) -> Any:
     )  # fmt: skip
 
 
-def report_screen(report: ExportReport) -> Any:
+def report_screen(report: ExportOutcome) -> Any:
     from appliance import screens
 
     if report.safe_to_remove:
@@ -71,7 +70,7 @@ class DisplayProgress:
         self._last = float("-inf")
         self._phase = ""
 
-    def __call__(self, p: Progress) -> None:
+    def __call__(self, p: ExportProgress) -> None:
         if self.kick is not None:
             self.kick()
         now = time.monotonic()

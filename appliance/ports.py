@@ -14,11 +14,8 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from .result import Diagnosis
 from .vision.preprocess import InputSpec
-
-
-class CameraError(Exception):
-    """The camera is missing, disconnected or returned no frame; the daemon shows a fault and retries."""
 
 
 class Press(StrEnum):
@@ -101,3 +98,131 @@ class Classifier(Protocol):
     """One method, like Frigate's detector interface: a preprocessed tensor in, logits out."""
 
     def logits(self, tensor: np.ndarray) -> np.ndarray: ...
+
+
+# ---- what the daemon asks of the rest of the appliance ---------------------------------------
+# The store, the USB export, sync and the service manager are whole subsystems; the daemon sees
+# each through the few calls below, so its tests run on small in-memory fakes (tests/core/).
+
+
+class SavedRecord(Protocol):
+    @property
+    def id(self) -> str: ...
+
+
+class RecordStore(Protocol):
+    """The diagnosis log: one row and one photo per press, kept through power cuts."""
+
+    def record(
+        self, diagnosis: Diagnosis, jpeg: bytes, *, device_id: str, latency: dict[str, float]
+    ) -> SavedRecord: ...
+
+    def count(self) -> int: ...
+
+    def free_bytes(self) -> int:
+        """Bytes free where the photos are written (the storage rule reads it)."""
+
+    def close(self) -> None: ...
+
+
+class ExportProgress(Protocol):
+    """One progress report of a running export (read-only)."""
+
+    @property
+    def phase(self) -> str: ...
+
+    @property
+    def title(self) -> str: ...
+
+    @property
+    def files_done(self) -> int: ...
+
+    @property
+    def files_total(self) -> int: ...
+
+    @property
+    def bytes_done(self) -> int: ...
+
+    @property
+    def bytes_total(self) -> int: ...
+
+
+class ExportOutcome(Protocol):
+    """What an export did, as its screen reports it (read-only)."""
+
+    @property
+    def title(self) -> str: ...
+
+    @property
+    def rows(self) -> int: ...
+
+    @property
+    def photos(self) -> int: ...
+
+    @property
+    def already_on_stick(self) -> int: ...
+
+    @property
+    def eject_message(self) -> str: ...
+
+    @property
+    def safe_to_remove(self) -> bool: ...
+
+
+class UsbExport(Protocol):
+    """The long press: find a stick, copy the log to it, then free exported photos if space is short."""
+
+    def find(self) -> Path | None: ...
+
+    def export(self, store: RecordStore, stick: Path, progress: Callable[[ExportProgress], None]) -> ExportOutcome: ...
+
+    def make_room(self, store: RecordStore) -> object: ...
+
+
+class SyncStatus(Protocol):
+    """The background push to base: the daemon starts and stops it and shows its one line."""
+
+    @property
+    def enabled(self) -> bool: ...
+
+    def start(self) -> None: ...
+
+    def stop(self) -> object: ...
+
+    def line(self) -> str: ...
+
+    def note_new_record(self) -> None: ...
+
+
+class Notifier(Protocol):
+    """The service manager (systemd's sd_notify): readiness, a status line, stopping."""
+
+    def ready(self) -> None: ...
+
+    def status(self, text: str) -> None: ...
+
+    def stopping(self) -> None: ...
+
+
+class Watchdog(Protocol):
+    def start(self) -> object: ...
+
+    def kick(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+class DiagnoserPort(Protocol):
+    """A photo in, a diagnosis out; plus what the ready screen says about the model and its crops."""
+
+    @property
+    def info(self) -> ModelInfo: ...
+
+    @property
+    def language(self) -> str: ...
+
+    @property
+    def crops(self) -> tuple[str, ...]:
+        """Crop keys it chooses among; () = every crop the model knows."""
+
+    def diagnose(self, bgr: np.ndarray) -> Diagnosis: ...

@@ -27,8 +27,7 @@ from typing import Any, TextIO
 
 from appliance import __version__
 from appliance.config import Config
-from appliance.errors import ApplianceError
-from appliance.store.migrations import StoreError
+from appliance.errors import StoreError, SyncSetupError
 from appliance.store.sqlite_store import SqliteStore, count_unsynced
 from leaf_wire import protocol
 from leaf_wire.client import (
@@ -51,14 +50,6 @@ BODY_BUDGET = 8 * 1024 * 1024  # bytes per request until the collector says its 
 BACKOFF_FIRST_S = 15.0
 BACKOFF_CAP_S = 900.0
 STOP_TIMEOUT_S = 5.0
-
-
-class SyncSetupError(ApplianceError):
-    """Sync cannot start on this device (no URL, no token file, unsafe token file); the message says what to do."""
-
-    def __init__(self, message: str, summary: str = "not set up") -> None:
-        super().__init__(message)
-        self.summary = summary
 
 
 # ---------------------------------------------------------------- state for the ready screen
@@ -410,6 +401,10 @@ class SyncWorker:
     @property
     def state(self) -> SyncState:
         return self._state
+
+    @property
+    def enabled(self) -> bool:
+        return self.cfg.sync.enabled
 
     def line(self) -> str:
         return self._state.line()

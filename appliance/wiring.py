@@ -111,8 +111,8 @@ def open_store(cfg):
     return SqliteStore.open(cfg.db_path, cfg.data_dir)
 
 
-class UsbExport:
-    """What the daemon's long press needs from the export package, bound to one Config."""
+class StickExport:
+    """The export package as the daemon's UsbExport port, bound to one Config."""
 
     def __init__(self, cfg) -> None:
         self.cfg = cfg
@@ -136,6 +136,7 @@ class UsbExport:
 def make_appliance(cfg, *, stdin: bool = False, on_state=None):
     """Everything `appliance run` needs, built from one validated Config."""
     from .daemon import Appliance
+    from .hardware.sim_button import SimulatedButton
     from .notify import Notifier, WatchdogGate
     from .sync import SyncWorker
 
@@ -154,9 +155,9 @@ def make_appliance(cfg, *, stdin: bool = False, on_state=None):
         result_seconds=cfg.daemon.result_seconds,
         storage=cfg.storage,
         on_state=on_state,
-        usb=UsbExport(cfg),
+        usb=StickExport(cfg),
         sync=SyncWorker(cfg),
     )
-    if hasattr(button, "set_result_waiter"):
+    if isinstance(button, SimulatedButton):  # `appliance press --wait` answers with the outcome
         button.set_result_waiter(app.result_waiter)
     return app

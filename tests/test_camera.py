@@ -9,10 +9,11 @@ import cv2
 import numpy as np
 import pytest
 
+from appliance.errors import CameraError
 from appliance.hardware.camera_opencv import OpenCVCamera
 from appliance.hardware.camera_picamera2 import Picamera2Camera
 from appliance.hardware.camera_sim import SimulatedCamera
-from appliance.ports import Camera, CameraError
+from appliance.ports import Camera
 
 
 class Rig:

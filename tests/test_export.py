@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from appliance.export import Exporter, ExportError, Progress
+from appliance.errors import ExportError
+from appliance.export import Exporter, Progress
 from appliance.export.exporter import export_lock, folder_name
 from appliance.export.formats import CSV_HEADER
 from appliance.result import RetakeReason

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from appliance.export import ExportError, check_medium, describe, eject, find_stick, find_sticks
+from appliance.errors import ExportError
+from appliance.export import check_medium, describe, eject, find_stick, find_sticks
 from appliance.export.media import Medium, Mount, mount_of, mount_point_of_device, read_mounts, room_message
 from tests.torture.support import config, tmpfs
 

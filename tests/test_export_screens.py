@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 
 from appliance import screens
-from appliance.export import Exporter, ExportError, ExportReport, Progress
+from appliance.errors import ExportError
+from appliance.export import Exporter, ExportReport, Progress
 from appliance.export_screens import DisplayProgress, failure_screen, no_stick_screen, progress_screen, report_screen
 from tests.torture.support import clock, config, fill, open_store
 

@@ -8,7 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from appliance.hardware.framebuffer import DisplayError, FramebufferDisplay, fit_frame
+from appliance.errors import DisplayError
+from appliance.hardware.framebuffer import FramebufferDisplay, fit_frame
 from appliance.hardware.sim_display import SimulatedDisplay
 from appliance.ports import Display
 

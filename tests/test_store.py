@@ -15,17 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from appliance.errors import StoreCorruptError, StoreError, StoreSchemaError, StoreWriteError
 from appliance.result import Diagnosis, Quality, Ranked, RetakeReason, Timings, UnknownReason, Verdict
-from appliance.store import (
-    MIGRATIONS,
-    Migration,
-    SqliteStore,
-    StoreCorruptError,
-    StoreError,
-    StoreSchemaError,
-    StoreWriteError,
-    apply_migrations,
-)
+from appliance.store import MIGRATIONS, Migration, SqliteStore, apply_migrations
 from appliance.store.sqlite_store import connect
 from appliance.vision.jpeg import encode_jpeg
 

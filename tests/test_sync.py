@@ -20,9 +20,9 @@ import pytest
 from PIL import Image
 
 from appliance.config import Config
+from appliance.errors import SyncSetupError
 from appliance.samples import sample_paths
 from appliance.sync import (
-    SyncSetupError,
     SyncState,
     SyncStatus,
     SyncWorker,

@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 
 from appliance.config import StorageConfig
-from appliance.export import Exporter, ExportError, Progress, prune_exported_photos
+from appliance.errors import ExportError, StoreWriteError
+from appliance.export import Exporter, Progress, prune_exported_photos
 from appliance.storage_rule import StorageLevel, storage_status
-from appliance.store import SqliteStore, StoreWriteError
+from appliance.store import SqliteStore
 from tests.torture.support import clock, config, diagnosis, fill, open_store, photo_bytes, tmpfs
 
 PHOTO = 40_000

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from appliance.export import Exporter, ExportError, Progress
+from appliance.errors import ExportError
+from appliance.export import Exporter, Progress
 from tests.torture.support import clock, config, fill, open_store, remount, tmpfs
 
 STORE_UNCHANGED = "Nothing was marked as exported"

@@ -7,8 +7,8 @@ Policy:  make_room(store, cfg) -> prune_exported_photos(store, keep_free_bytes)
 
 from __future__ import annotations
 
+from appliance.errors import ExportError
 from appliance.export.command import cmd_export
-from appliance.export.errors import ExportError
 from appliance.export.exporter import Exporter, ExportReport, Progress
 from appliance.export.media import Medium, check_medium, describe, eject, find_stick, find_sticks
 from appliance.export.policy import make_room

@@ -7,8 +7,8 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
+from appliance.errors import ExportError
 from appliance.export import media
-from appliance.export.errors import ExportError
 from appliance.export.exporter import Exporter, Progress
 from appliance.export.policy import make_room
 

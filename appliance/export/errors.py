@@ -4,13 +4,9 @@ from __future__ import annotations
 
 import errno
 
-from appliance.errors import ApplianceError
+from appliance.errors import ExportError
 
 NOTHING_MARKED = "Nothing was marked as exported"
-
-
-class ExportError(ApplianceError):
-    """An export that did not complete; the diagnosis log was left unchanged unless the message says otherwise."""
 
 
 _GONE = {errno.ENOENT, errno.ENODEV, errno.ENXIO, errno.EIO, errno.ESTALE, errno.EBADF, errno.ENOTCONN}

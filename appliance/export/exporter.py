@@ -22,11 +22,12 @@ from pathlib import Path
 from typing import Any
 
 from appliance import __version__
+from appliance.errors import ExportError, StoreError
 from appliance.export import formats, media
-from appliance.export.errors import NOTHING_MARKED, ExportError, stick_failure
+from appliance.export.errors import NOTHING_MARKED, stick_failure
 from appliance.export.ledger import add_export, read_ledger, stick_id
 from appliance.export.safefs import CHUNK, Folder, is_temp_name
-from appliance.store.migrations import StoreError, utc_timestamp
+from appliance.store.migrations import utc_timestamp
 from appliance.store.snapshot import take_snapshot
 
 EXPORT_ROOT = "leaf-appliance"

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from appliance.export.errors import ExportError
+from appliance.errors import ExportError
 
 MOUNTS = Path("/proc/self/mounts")
 SYS_BLOCK = Path("/sys/block")

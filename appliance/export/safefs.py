@@ -20,7 +20,7 @@ import stat
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
-from appliance.export.errors import ExportError
+from appliance.errors import ExportError
 
 CHUNK = 1 << 20
 SYNC_EVERY = 4 << 20  # flush big files in steps, so progress (and the watchdog kick) keeps coming

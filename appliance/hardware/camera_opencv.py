@@ -7,7 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from ..ports import CameraError
+from appliance.errors import CameraError
+
 from .camera_picamera2 import upright
 
 

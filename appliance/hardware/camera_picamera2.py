@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ..ports import CameraError
+from appliance.errors import CameraError
 
 log = logging.getLogger(__name__)
 

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
+from appliance.errors import CameraError
+
 from ..errors import ImageError
-from ..ports import CameraError
 from ..vision.preprocess import read_image
 
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png")

@@ -13,13 +13,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..errors import ApplianceError
+from appliance.errors import DisplayError
 
 log = logging.getLogger(__name__)
-
-
-class DisplayError(ApplianceError):
-    """The display device is missing, not writable or in a pixel format we cannot drive."""
 
 
 def fit_frame(frame: np.ndarray, width: int, height: int) -> np.ndarray:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from appliance.store.migrations import MIGRATIONS, Migration, StoreError, StoreSchemaError, apply_migrations
+from appliance.errors import StoreCorruptError, StoreError, StoreSchemaError, StoreWriteError
+from appliance.store.migrations import MIGRATIONS, Migration, apply_migrations
 from appliance.store.photos import sweep_temp_files, write_photo_durably
-from appliance.store.sqlite_store import SqliteStore, StoreCorruptError, StoredRecord, StoreWriteError
+from appliance.store.sqlite_store import SqliteStore, StoredRecord
 
 __all__ = [
     "MIGRATIONS",

@@ -16,16 +16,7 @@ from typing import NamedTuple
 
 from sqlite_utils import Database
 
-from appliance.errors import ApplianceError
-
-
-class StoreError(ApplianceError):
-    """The diagnosis log cannot be opened or written; the message says why and what to do."""
-
-
-class StoreSchemaError(StoreError):
-    """The database's schema is newer than this software, or a migration step failed."""
-
+from appliance.errors import StoreSchemaError
 
 MigrationStep = str | Callable[[Database], None]
 

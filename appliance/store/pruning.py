@@ -18,7 +18,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from appliance.store.migrations import StoreError, utc_timestamp
+from appliance.errors import StoreError
+from appliance.store.migrations import utc_timestamp
 from appliance.store.photos import fsync_dir, resolve_inside
 from appliance.store.sqlite_store import connect
 

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from appliance.store.migrations import StoreError
+from appliance.errors import StoreError
 from leaf_wire.columns import JSON_COLUMNS
 
 PAGES_PER_STEP = 256

@@ -26,10 +26,10 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from appliance.errors import StoreCorruptError, StoreError, StoreWriteError
 from appliance.result import Diagnosis
 from appliance.store.migrations import (
     MIGRATIONS,
-    StoreError,
     apply_migrations,
     is_corruption,
     latest_version,
@@ -50,18 +50,6 @@ from leaf_wire.columns import JSON_COLUMNS
 
 BUSY_TIMEOUT_MS = 5000
 TABLE = "diagnoses"
-
-
-class StoreCorruptError(StoreError):
-    """The database file is damaged or is not SQLite; it was left exactly as found."""
-
-    def __init__(self, message: str, findings: list[str] | None = None) -> None:
-        super().__init__(message)
-        self.findings = findings or []
-
-
-class StoreWriteError(StoreError):
-    """A diagnosis could not be saved; nothing partial was kept."""
 
 
 @dataclass(frozen=True)
