@@ -219,6 +219,12 @@ class CameraConfig:
     height: int = field(default=1296, metadata=_about("capture height in pixels, 64-6944", _between(64, 6944)))
     autofocus: bool = field(default=True, metadata=_about("continuous autofocus (Camera Module 3)"))
     opencv_index: int = field(default=0, metadata=_about("opencv kind: the /dev/video index, 0-63", _between(0, 63)))
+    rotate: int = field(
+        default=0,
+        metadata=_about(
+            "0 | 90 | 180 | 270 degrees clockwise: turns a camera mounted on its side upright", _one_of(0, 90, 180, 270)
+        ),
+    )
     folder: Path | None = field(
         default=None, metadata=_about('simulated kind: photos to replay; "" = the samples shipped with the software')
     )
@@ -268,7 +274,10 @@ class DisplayConfig:
             "0 = read from the framebuffer (simulated: 320); else 240-2160", _zero_or_between(240, 2160, "automatic")
         ),
     )
-    rotate: int = field(default=0, metadata=_about("0 | 90 | 180 | 270 degrees", _one_of(0, 90, 180, 270)))
+    rotate: int = field(
+        default=0,
+        metadata=_about("0 | 90 | 180 | 270 degrees clockwise: for a panel mounted turned", _one_of(0, 90, 180, 270)),
+    )
     out_dir: Path | None = field(
         default=None, metadata=_about('simulated kind: where PNG frames go; "" = <data_dir>/display')
     )

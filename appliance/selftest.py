@@ -62,38 +62,29 @@ def _check_storage(cfg) -> str:
 def _check_camera(cfg) -> str:
     from .wiring import make_camera
 
-    cam = make_camera(cfg)
-    try:
+    with make_camera(cfg) as cam:
         cam.start()
         frame = cam.capture()
-    finally:
-        cam.close()
     return f"{cfg.camera.kind}: frame {frame.shape[1]}x{frame.shape[0]}"
 
 
 def _check_display(cfg) -> str:
     from .wiring import make_display
 
-    display = make_display(cfg)
-    try:
+    with make_display(cfg) as display:
         display.show(screens.render(screens.MessageScreen("Self-test", "Checking the appliance…"), display.size))
-    finally:
-        display.close()
     return f"{cfg.display.kind}: {display.size[0]}x{display.size[1]} frame shown"
 
 
 def _check_leds(cfg, pause: float) -> str:
     from .wiring import make_leds
 
-    leds = make_leds(cfg)
     shown = [LedPattern.READY, LedPattern.BUSY, LedPattern.HEALTHY, LedPattern.DISEASE, LedPattern.RETAKE]
-    try:
+    with make_leds(cfg) as leds:
         for pattern in shown:
             leds.show(pattern)
             time.sleep(pause)
         leds.show(LedPattern.OFF)
-    finally:
-        leds.close()
     return f"{cfg.leds.kind}: showed {', '.join(p.value for p in shown)} (look at them)"
 
 
@@ -102,19 +93,16 @@ def _check_button(cfg, timeout: float, say: Callable[[str], None]) -> str:
 
     pressed: list[Press] = []
     event = threading.Event()
-    button = make_button(cfg)
 
     def on_press(press: Press) -> None:
         pressed.append(press)
         event.set()
 
-    button.start(on_press)
-    try:
+    with make_button(cfg) as button:
+        button.start(on_press)
         say(f"Press the button now (waiting up to {timeout:.0f} s)...")
         if not event.wait(timeout):
             raise RuntimeError(f"no press within {timeout:.0f} s: check the wiring to GPIO {cfg.button.pin}")
-    finally:
-        button.close()
     return f"{pressed[0].value} press received"
 
 

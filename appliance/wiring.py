@@ -64,10 +64,10 @@ def make_camera(cfg):
     if c.kind == "opencv":
         from .hardware.camera_opencv import OpenCVCamera
 
-        return OpenCVCamera(index=c.opencv_index, width=c.width, height=c.height)
+        return OpenCVCamera(index=c.opencv_index, width=c.width, height=c.height, rotation=c.rotate)
     from .hardware.camera_picamera2 import Picamera2Camera
 
-    return Picamera2Camera(width=c.width, height=c.height, autofocus=c.autofocus)
+    return Picamera2Camera(width=c.width, height=c.height, autofocus=c.autofocus, rotation=c.rotate)
 
 
 def make_button(cfg, stdin: bool = False):
@@ -95,14 +95,21 @@ def make_leds(cfg):
 
 
 def make_display(cfg):
+    """The display the config names, turned by display.rotate (the screens are drawn for the turned size)."""
+    from .hardware.rotated_display import RotatedDisplay
+
     d = cfg.display
     if d.kind == "simulated":
+        from .config import SIMULATED_DISPLAY_SIZE
         from .hardware.sim_display import SimulatedDisplay
 
-        return SimulatedDisplay(cfg.display_out_dir, width=d.width or 480, height=d.height or 320)
-    from .hardware.framebuffer import FramebufferDisplay
+        width, height = d.width or SIMULATED_DISPLAY_SIZE[0], d.height or SIMULATED_DISPLAY_SIZE[1]
+        panel = SimulatedDisplay(cfg.display_out_dir, width=width, height=height)
+    else:
+        from .hardware.framebuffer import FramebufferDisplay
 
-    return FramebufferDisplay(device=str(d.device), width=d.width or None, height=d.height or None)
+        panel = FramebufferDisplay(device=str(d.device), width=d.width or None, height=d.height or None)
+    return RotatedDisplay(panel, d.rotate) if d.rotate else panel
 
 
 def open_store(cfg):

@@ -10,9 +10,10 @@ import numpy as np
 from appliance.errors import CameraError
 
 from .camera_picamera2 import upright
+from .closing import Closing
 
 
-class OpenCVCamera:
+class OpenCVCamera(Closing):
     """Keeps the device open and drains its buffer on capture so the frame is current.
 
     V4L2 drivers queue several frames; a plain read() would return one taken seconds

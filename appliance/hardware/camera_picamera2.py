@@ -11,6 +11,8 @@ import numpy as np
 
 from appliance.errors import CameraError
 
+from .closing import Closing
+
 log = logging.getLogger(__name__)
 
 # libcamera's AfModeEnum values (Manual=0, Auto=1, Continuous=2); plain ints avoid importing libcamera.
@@ -25,7 +27,7 @@ def upright(frame: np.ndarray, rotation: int) -> np.ndarray:
     return np.ascontiguousarray(np.rot90(frame, k=-turns))
 
 
-class Picamera2Camera:
+class Picamera2Camera(Closing):
     """Streams continuously (a mode switch costs 500-700 ms) and hands out the newest frame.
 
     The main stream is ``RGB888``, which picamera2/libcamera lay out as B, G, R bytes per

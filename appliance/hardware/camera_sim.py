@@ -11,11 +11,12 @@ from appliance.errors import CameraError
 
 from ..errors import ImageError
 from ..vision.preprocess import read_image
+from .closing import Closing
 
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png")
 
 
-class SimulatedCamera:
+class SimulatedCamera(Closing):
     """Each capture returns the next photo in ``folder`` (sorted by name), decoded like a real one.
 
     ``set_connected(False)`` makes it behave like an unplugged camera so the daemon's

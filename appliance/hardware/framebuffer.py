@@ -15,6 +15,8 @@ import numpy as np
 
 from appliance.errors import DisplayError
 
+from .closing import Closing
+
 log = logging.getLogger(__name__)
 
 
@@ -60,7 +62,7 @@ def _read_sysfs(folder: Path, name: str) -> str:
         ) from None
 
 
-class FramebufferDisplay:
+class FramebufferDisplay(Closing):
     """Writes whole frames to a framebuffer device with one pwrite per frame.
 
     Supports 16 bpp (RGB565, little-endian) and 32 bpp (XRGB8888: bytes B, G, R, X) and

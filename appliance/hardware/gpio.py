@@ -13,6 +13,7 @@ from typing import Any
 
 from ..led_codes import LED_CODES, Colour
 from ..ports import LedPattern, Press
+from .closing import Closing
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ class _Sequencer:
         self._thread.join(timeout=2.0)
 
 
-class _LedDriver:
+class _LedDriver(Closing):
     """Shared logic of the two LED builds: subclasses say how to light one colour."""
 
     def __init__(self, time_scale: float) -> None:
@@ -192,7 +193,7 @@ class RgbLeds(_LedDriver):
         self._rgb.close()
 
 
-class GpioButton:
+class GpioButton(Closing):
     """The one push button: a short press diagnoses, holding it starts a USB export.
 
     A press is only counted once the level has been stable for ``bounce_ms`` (checked in

@@ -27,6 +27,7 @@ from typing import TextIO
 
 from ..errors import ApplianceError
 from ..ports import Press
+from .closing import Closing
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +80,7 @@ def answer(line: bytes, on_press: Callable[[Press], None], waiter: ResultWaiter 
         return f"error: the appliance failed to handle the press ({exc})"
 
 
-class SimulatedButton:
+class SimulatedButton(Closing):
     """Delivers presses from a control socket at ``socket_path`` and/or from stdin.
 
     On stdin, Enter is a short press and ``l`` + Enter a long one; end of input stops

@@ -11,12 +11,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .closing import Closing
 from .framebuffer import fit_frame
 
 _NUMBERED = re.compile(r"^frame-(\d{6,})\.png$")
 
 
-class SimulatedDisplay:
+class SimulatedDisplay(Closing):
     """Each frame becomes ``out_dir/latest.png`` (replaced atomically, so a viewer never reads
     half a file) and ``out_dir/frame-000001.png``...; only the newest ``history`` numbered
     frames are kept. Numbering continues after frames left by an earlier run.

@@ -7,9 +7,10 @@ import time
 from collections.abc import Callable
 
 from ..ports import LedPattern
+from .closing import Closing
 
 
-class SimulatedLeds:
+class SimulatedLeds(Closing):
     """Keeps ``current`` and a ``timeline`` of (time.monotonic(), pattern); safe from any thread.
 
     ``on_change`` (optional) is told each new pattern, e.g. to print it in a terminal.
