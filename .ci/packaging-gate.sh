@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+# pip builds ./leaf_collector in place: leave the checkout as it was
+trap 'rm -rf "$work" leaf_collector/build leaf_collector/leaf_collector.egg-info' EXIT
 
 echo "collector alone: a fresh venv with pip install ./leaf_collector"
 python3 -m venv "$work/collector"

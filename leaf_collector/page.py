@@ -7,8 +7,6 @@ and text cells that a spreadsheet would run as a formula are prefixed with an ap
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from html import escape
@@ -16,7 +14,7 @@ from typing import Any
 
 from leaf_collector.db import CSV_COLUMNS
 from leaf_wire import reasons
-from leaf_wire.csvcell import BOM, safe_cell
+from leaf_wire.csvcell import csv_chunks
 
 
 def iso(moment: datetime | None) -> str:
@@ -38,25 +36,13 @@ def _cell(value: Any) -> str:
         return iso(value)
     if isinstance(value, float):
         return f"{value:.4f}"
-    return safe_cell(str(value))
+    return str(value)  # csv_chunks guards what a spreadsheet would run
 
 
 def csv_stream(rows: Iterable[tuple[Any, ...]]) -> Iterator[bytes]:
     """The CSV body in chunks: BOM and header first, then rows as they come from the database."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(CSV_COLUMNS)
-    yield (BOM + buffer.getvalue()).encode("utf-8")
-    buffer.seek(0)
-    buffer.truncate()
-    for count, row in enumerate(rows, 1):
-        writer.writerow([_cell(v) for v in row])
-        if count % 500 == 0:
-            yield buffer.getvalue().encode("utf-8")
-            buffer.seek(0)
-            buffer.truncate()
-    if buffer.tell():
-        yield buffer.getvalue().encode("utf-8")
+    for chunk in csv_chunks(CSV_COLUMNS, ([_cell(v) for v in row] for row in rows)):
+        yield chunk.encode("utf-8")
 
 
 _STYLE = """

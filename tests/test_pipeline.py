@@ -127,3 +127,19 @@ def test_retraining_smoke_run(tmp_path, shared_root, shared_weights):
     first = next(e for e in manifest if e.split == "test")
     d = Diagnoser(clf, clf.info, crops=["apple"]).diagnose_file(shared_root / first.file)
     assert all(r.slug.startswith(("apple__", "background__", "other__")) for r in d.top)
+
+
+def test_the_weight_average_moves_toward_the_live_weights() -> None:
+    import torch
+
+    from models.pipeline.mobilenetv2 import MobileNetV2
+    from models.pipeline.train import _update_average
+
+    net = MobileNetV2(num_classes=3)
+    average = {k: torch.zeros_like(v) for k, v in net.state_dict().items()}
+    _update_average(average, net, decay=0.75)
+    weight = "classifier.weight"
+    assert torch.allclose(average[weight], 0.25 * net.state_dict()[weight])
+    _update_average(average, net, decay=0.75)
+    assert torch.allclose(average[weight], 0.4375 * net.state_dict()[weight])  # 0.75 * 0.25 + 0.25
+    assert set(average) == set(net.state_dict())  # biases (BatchNorm is folded in) are averaged too

@@ -33,3 +33,16 @@ def test_the_checker_sees_a_third_party_import(tmp_path: Path) -> None:
     bad = tmp_path / "bad.py"
     bad.write_text("import os\nfrom numpy import array\nfrom . import sibling\n", encoding="utf-8")
     assert imported_top_levels(bad) - set(sys.stdlib_module_names) == {"numpy"}
+
+
+def test_the_one_csv_writer_starts_with_a_bom_guards_cells_and_streams_in_chunks() -> None:
+    from leaf_wire.csvcell import BOM, csv_chunks, csv_text
+
+    rows = [("=cmd|' /C calc'!A0", 1.5, None), *[(f"leaf {n}", n, "") for n in range(5)]]
+    chunks = list(csv_chunks(("name", "value", "note"), rows, rows_per_chunk=2))
+    assert chunks[0] == BOM + "name,value,note\r\n"  # header alone first: a download starts at once
+    assert len(chunks) == 1 + 3  # six rows, two per chunk
+    body = "".join(chunks)
+    assert body == csv_text(("name", "value", "note"), rows)
+    assert body.splitlines()[1] == "'=cmd|' /C calc'!A0,1.5,"  # formula defused, number kept, None empty
+    assert body.count("\r\n") == 7

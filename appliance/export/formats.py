@@ -9,15 +9,13 @@ leading apostrophe. JSONL keeps every stored field exactly, for tools.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from appliance import labels
 from leaf_wire import reasons
-from leaf_wire.csvcell import BOM, safe_cell
+from leaf_wire.csvcell import csv_text
 
 CSV_NAME = "diagnoses.csv"
 JSONL_NAME = "diagnoses.jsonl"
@@ -125,16 +123,11 @@ def csv_cells(row: Mapping[str, Any], status: str, language: str) -> list[Any]:
         row["photo_sha256"],
         row["photo_bytes"],
     ]
-    return [safe_cell(cell) for cell in cells]
+    return cells
 
 
 def render_csv(rows: Iterable[tuple[Mapping[str, Any], str]], language: str) -> bytes:
-    out = io.StringIO(newline="")
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(CSV_HEADER)
-    for row, status in rows:
-        writer.writerow(csv_cells(row, status, language))
-    return (BOM + out.getvalue()).encode("utf-8")
+    return csv_text(CSV_HEADER, (csv_cells(row, status, language) for row, status in rows)).encode("utf-8")
 
 
 def render_jsonl(rows: Iterable[tuple[Mapping[str, Any], str]]) -> bytes:

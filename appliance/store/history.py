@@ -6,8 +6,6 @@ JSON and CSV are for tools and the agronomist's spreadsheet (full values, UTC IS
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import unicodedata
 from collections.abc import Iterable, Mapping
@@ -16,7 +14,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from leaf_wire.columns import DIAGNOSIS_COLUMNS, JSON_COLUMNS, PHOTO_COLUMNS
-from leaf_wire.csvcell import BOM, safe_cell
+from leaf_wire.csvcell import csv_text
 
 CSV_COLUMNS = (*DIAGNOSIS_COLUMNS, "photo_path", *PHOTO_COLUMNS, "exported_at", "synced_at")
 _HEADERS = ("time", "verdict", "crop", "condition", "conf", "photo")
@@ -51,12 +49,7 @@ def format_csv(rows: Iterable[Mapping[str, Any]]) -> str:
 
     Write it as UTF-8: the BOM is what makes Excel read it so, as it does the USB export's CSV.
     """
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(CSV_COLUMNS)
-    for row in rows:
-        writer.writerow([safe_cell(_csv_value(column, row.get(column))) for column in CSV_COLUMNS])
-    return BOM + out.getvalue()
+    return csv_text(CSV_COLUMNS, ([_csv_value(column, row.get(column)) for column in CSV_COLUMNS] for row in rows))
 
 
 def _csv_value(column: str, value: Any) -> Any:

@@ -88,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--field-light-p", type=float, default=0.3, help="chance of outdoor-light augmentation")
     ap.add_argument("--field-repeat", type=int, default=2, help="times a field photo is seen per epoch")
     ap.add_argument("--init-from", type=Path, help="continue from this fp32 export of a previous stage")
+    ap.add_argument("--ema", type=float, default=0.0, help="moving-average decay of the weights (0 = off)")
     ap.add_argument("--calibration-images", type=int, default=340)
     ap.add_argument(
         "--refuse-below",
@@ -118,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         swap_p=args.swap_p,
         leaf_scale_min=args.leaf_scale_min,
         field_light_p=args.field_light_p,
+        ema_decay=args.ema,
     )
     if args.smoke:
         cfg.epochs, cfg.max_steps, cfg.batch_size, cfg.warmup_steps = 1, 3, 8, 1

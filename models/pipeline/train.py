@@ -31,6 +31,7 @@ class TrainConfig:
     swap_p: float = 0.4  # chance a leaf is pasted onto another background
     leaf_scale_min: float = 1.0  # a pasted leaf is shrunk to between this and its full size
     field_light_p: float = 0.0  # chance of outdoor light (gamma, shadow gradient, colour cast)
+    ema_decay: float = 0.0  # > 0: each epoch is scored (and kept) with an exponential moving average of the weights
     seed: int = 7
     threads: int = 2
 
@@ -88,6 +89,7 @@ def train(
         total = min(total, cfg.max_steps)
     base = [g["lr"] for g in opt.param_groups]
     best_score, best_state, step = -1.0, None, 0
+    ema = {k: v.detach().clone() for k, v in net.state_dict().items()} if cfg.ema_decay > 0 else None
     for epoch in range(cfg.epochs):
         net.train()
         order = rng.permutation(pool)
@@ -122,19 +124,36 @@ def train(
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            if ema is not None:
+                _update_average(ema, net, cfg.ema_decay)
             step += 1
             seen += len(idx)
             loss_sum += loss.item() * len(idx)
             if step % 20 == 0:
                 rate = seen / (time.time() - t0)
                 log(f"epoch {epoch + 1} step {step}/{total} loss {loss_sum / seen:.4f} {rate:.1f} img/s")
+        live = {k: v.detach().clone() for k, v in net.state_dict().items()} if ema is not None else None
+        if ema is not None:
+            net.load_state_dict(ema)  # score what would ship: the averaged weights
         score = on_epoch(epoch, net) if on_epoch else float(epoch)
         log(f"epoch {epoch + 1} done in {time.time() - t0:.0f}s, loss {loss_sum / max(seen, 1):.4f}, score {score:.4f}")
         if score >= best_score:
             best_score = score
             best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+        if live is not None:
+            net.load_state_dict(live)  # training goes on from the live weights
         if step >= total:
             break
     assert best_state is not None
     net.load_state_dict(best_state)
     return best_state
+
+
+@torch.no_grad()
+def _update_average(average: dict[str, torch.Tensor], net: MobileNetV2, decay: float) -> None:
+    """average <- decay * average + (1 - decay) * weights; counters (BatchNorm's) are copied."""
+    for name, value in net.state_dict().items():
+        if value.dtype.is_floating_point:
+            average[name].mul_(decay).add_(value.detach(), alpha=1 - decay)
+        else:
+            average[name].copy_(value)

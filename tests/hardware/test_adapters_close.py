@@ -89,5 +89,5 @@ def test_camera_rotate_reaches_the_camera_and_a_bad_angle_is_a_config_error(tmp_
     cfg = load_config(write(tmp_path, '[camera]\nkind = "opencv"\nrotate = 180\n'))
     with make_camera(cfg) as camera:
         assert isinstance(camera, OpenCVCamera) and camera.rotation == 180
-    with pytest.raises(ConfigError, match="camera.rotate"):
+    with pytest.raises(ConfigError, match=r"camera\.rotate"):
         load_config(write(tmp_path, "[camera]\nrotate = 45\n"))
