@@ -195,6 +195,11 @@ class SyncSession:
         self.refused: dict[str, str] = {}  # held back for this session's life; retried after a restart
         self._no_full_photo: set[str] = set()
 
+    @classmethod
+    def for_config(cls, store: SqliteStore, client: CollectorClient, cfg: Config) -> SyncSession:
+        """The session `appliance sync` and the daemon's worker both use: batch size and photos from [sync]."""
+        return cls(store, client, batch_size=cfg.sync.batch_size, include_photos=cfg.sync.include_photos)
+
     def apply_limits(self, info: CollectorInfo) -> None:
         """Pack batches to what the collector said it takes (whoami), so none is cut off for its size."""
         if info.max_request_bytes:
@@ -307,6 +312,19 @@ class SyncSession:
         report.refused.update(named)
 
 
+def check_owner(client: CollectorClient, cfg: Config) -> CollectorInfo:
+    """Ask the collector whose token this is; another device's token stops sync before anything is sent."""
+    info = client.whoami()
+    owner = info.device_id
+    if owner != cfg.device_id:
+        raise SyncSetupError(
+            f"the token belongs to {owner!r} but this device is {cfg.device_id!r}: set [device] id = "
+            f'"{owner}" or issue a token for {cfg.device_id!r}',
+            "token is for another device",
+        )
+    return info
+
+
 # ---------------------------------------------------------------- `appliance sync`
 
 
@@ -323,23 +341,19 @@ def cmd_sync(cfg: Config, *, out: TextIO | None = None) -> int:
     with SqliteStore.open(cfg.db_path, cfg.data_dir) as store:
         waiting = count_unsynced(cfg.db_path)
         try:
-            info = client.whoami()
+            info = check_owner(client, cfg)
         except CollectorError as exc:
             print(f"sync: {exc}\n{waiting} diagnoses waiting; nothing sent", file=out)
             return 1
-        owner = info.device_id
-        if owner != cfg.device_id:
-            print(
-                f"sync: the token belongs to {owner!r} but this device is {cfg.device_id!r}: set [device] id = "
-                f'"{owner}" or issue a token for {cfg.device_id!r}; nothing sent',
-                file=out,
-            )
+        except SyncSetupError as exc:
+            print(f"sync: {exc}; nothing sent", file=out)
             return 2
+        owner = info.device_id
         if waiting == 0:
             print(f"nothing waiting; {client.base_url} accepts this device's token ({owner})", file=out)
             return 0
         print(f"{waiting} diagnoses waiting; sending to {client.base_url} as {owner}", file=out)
-        session = SyncSession(store, client, batch_size=cfg.sync.batch_size, include_photos=cfg.sync.include_photos)
+        session = SyncSession.for_config(store, client, cfg)
         session.apply_limits(info)
         report = PassReport()
 
@@ -469,7 +483,7 @@ class SyncWorker:
                 return interval
             self._update(status=SyncStatus.SYNCING, waiting=waiting)
             if not self._contacted or pending <= 0:  # first contact, or only to confirm all is well
-                self._info = self._check_owner(session.client)
+                self._info = check_owner(session.client, self.cfg)
                 session.apply_limits(self._info)
             if pending > 0:
                 session.push_pending(should_stop=self._stopping.is_set)
@@ -512,24 +526,11 @@ class SyncWorker:
         if self._store is None:
             self._store = SqliteStore.open(self.cfg.db_path, self.cfg.data_dir)
         if self._session is None:
-            self._session = SyncSession(
-                self._store, client, batch_size=self.cfg.sync.batch_size, include_photos=self.cfg.sync.include_photos
-            )
+            self._session = SyncSession.for_config(self._store, client, self.cfg)
             if self._info is not None:
                 self._session.apply_limits(self._info)
         self._session.client = client
         return self._session
-
-    def _check_owner(self, client: CollectorClient) -> CollectorInfo:
-        info = client.whoami()
-        owner = info.device_id
-        if owner != self.cfg.device_id:
-            raise SyncSetupError(
-                f"the token belongs to {owner!r} but this device is {self.cfg.device_id!r}: set [device] id = "
-                f'"{owner}" or issue a token for {self.cfg.device_id!r}',
-                "token is for another device",
-            )
-        return info
 
     def _fail(self, status: SyncStatus, exc: BaseException, problem: str | None = None) -> None:
         self._failures += 1

@@ -148,7 +148,7 @@ def test_cmd_sync_without_url_or_with_a_token_for_another_device(tmp_path: Path,
         fill_store(tmp_path / "d", 2, DEVICE)
         out = io.StringIO()
         assert cmd_sync(device_config(tmp_path / "d", server.url, token_file, DEVICE), out=out) == 2
-        assert "the token belongs to 'someone-else'" in out.getvalue()
+        assert "the token belongs to 'someone-else'" in out.getvalue() and "nothing sent" in out.getvalue()
         assert db_counts(dsn)["rows"] == 0
     finally:
         server.close()
