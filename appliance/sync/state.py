@@ -1,0 +1,48 @@
+"""What the ready screen says about sync: the worker's state as an immutable snapshot, and its one line."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+
+
+class SyncStatus(StrEnum):
+    OFF = "off"  # [sync] enabled = false
+    STARTING = "starting"  # no attempt finished yet
+    SYNCING = "syncing"
+    SYNCED = "synced"  # the last attempt reached the collector
+    OFFLINE = "offline"  # could not reach it, the connection broke, or it asked to come back later
+    ERROR = "error"  # the collector said no, or the device is not set up right
+
+
+@dataclass(frozen=True)
+class SyncState:
+    status: SyncStatus
+    waiting: int | None = None  # rows not yet acknowledged (None: not counted yet)
+    last_success: datetime | None = None  # UTC
+    problem: str = ""  # a few words for the screen, e.g. "token refused"
+    detail: str = ""  # the full message, for the log and `appliance sync`
+    refused: int = 0  # records the collector will not take (kept on the device)
+
+    def line(self, now: datetime | None = None) -> str:
+        """One line for the ready screen: "Synced 12:04, 0 waiting", "Offline, 37 waiting", "Sync error: ..."."""
+        waiting = "" if self.waiting is None else f", {self.waiting} waiting"
+        if self.status == SyncStatus.OFF:
+            return "Sync off"
+        if self.status == SyncStatus.ERROR:
+            return f"Sync error: {self.problem or 'see the log'}"
+        if self.status == SyncStatus.OFFLINE:
+            label = {"interrupted": "Sync interrupted", "collector busy": "Collector busy"}.get(self.problem, "Offline")
+            return f"{label}{waiting}"
+        if self.status == SyncStatus.SYNCING:
+            return f"Syncing{waiting}"
+        if self.last_success is None:
+            return f"Not synced yet{waiting}"
+        return f"Synced {_when(self.last_success, now)}{waiting}"
+
+
+def _when(moment: datetime, now: datetime | None) -> str:
+    local = moment.astimezone()
+    today = (now or datetime.now(UTC)).astimezone().date()
+    return f"{local:%H:%M}" if local.date() == today else f"{local.day} {local:%b} {local:%H:%M}"
