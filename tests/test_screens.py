@@ -11,6 +11,7 @@ from PIL import Image
 
 from appliance import screens as S
 from appliance.result import Diagnosis, Quality, Ranked, RetakeReason, Timings, Verdict
+from appliance.screens.draw import Canvas, human_bytes
 
 SIZES = [(240, 240), (320, 240), (480, 320), (800, 480)]
 ADVICE = (
@@ -70,7 +71,7 @@ def test_every_screen_renders_at_every_size(name, size):
     w, h = size
     frame = S.render(every_screen()[name], size)
     assert frame.shape == (h, w, 3) and frame.dtype == np.uint8
-    header = S._Canvas(size).header_h
+    header = Canvas(size).header_h
     body = frame[header + 2 :]
     assert (body != 255).any(axis=2).mean() > 0.01  # something drawn below the header
     packed = (frame[..., 0].astype(np.uint32) << 16) | (frame[..., 1].astype(np.uint32) << 8) | frame[..., 2]
@@ -91,7 +92,7 @@ def test_header_colour_says_healthy_or_disease():
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
 def test_long_unknown_and_crop_lists_stay_inside_the_frame(size):
     w, h = size
-    m, header = S._Canvas(size).margin, S._Canvas(size).header_h
+    m, header = Canvas(size).margin, Canvas(size).header_h
     long = ("Xanthomonascampestrispvvesicatoria and more words " * 30).strip()
     frames = [
         S.render(S.UnknownScreen(long, long, long, photo=leaf_photo()), size),
@@ -132,7 +133,7 @@ def test_each_retake_reason_has_its_own_words():
 def test_ready_shows_the_time_and_a_warning_band():
     at_2 = S.render(S.ReadyScreen(now=datetime(2024, 1, 1, 14, 5)), (480, 320))
     at_9 = S.render(S.ReadyScreen(now=datetime(2024, 1, 1, 9, 31)), (480, 320))
-    header = S._Canvas((480, 320)).header_h
+    header = Canvas((480, 320)).header_h
     assert not np.array_equal(at_2[:header], at_9[:header])
     assert np.array_equal(at_2[header:], at_9[header:])
     warn = S.render(S.ReadyScreen(status="Storage almost full", warning=True), (480, 320))
@@ -164,10 +165,10 @@ def test_long_text_stays_inside_the_frame(size):
     w, h = size
     huge = ("Spray " + "Xanthomonascampestrispvvesicatoria" * 3 + " and more words ") * 60
     frame = S.render(S.ResultScreen(diagnosis(advice=huge, condition=huge, crop=huge), leaf_photo()), size)
-    m = S._Canvas(size).margin
+    m = Canvas(size).margin
     assert (frame[h - m + 1 :] == 255).all()  # bottom margin untouched
-    assert (frame[:, w - m + 1 :][S._Canvas(size).header_h + 1 :] == 255).all()  # right margin below the header
-    assert (frame[:, : m - 1][S._Canvas(size).header_h + 1 :] == 255).all()  # left margin
+    assert (frame[:, w - m + 1 :][Canvas(size).header_h + 1 :] == 255).all()  # right margin below the header
+    assert (frame[:, : m - 1][Canvas(size).header_h + 1 :] == 255).all()  # left margin
 
 
 def test_fit_text_keeps_lines_in_the_box_and_marks_the_cut():
@@ -212,7 +213,7 @@ def test_save_samples_for_a_look(tmp_path):
 
 
 def test_storage_is_shown_in_decimal_units():
-    assert [S._human_bytes(n) for n in (999, 950_000_000, 12_300_000_000)] == ["999 B", "950 MB", "12.3 GB"]
+    assert [human_bytes(n) for n in (999, 950_000_000, 12_300_000_000)] == ["999 B", "950 MB", "12.3 GB"]
 
 
 def test_confidence_is_never_shown_as_certain():
