@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from appliance import config as config_module
 from appliance.config import (
     Config,
     DaemonConfig,
@@ -21,6 +20,7 @@ from appliance.config import (
     schema,
     simulated_data_dir,
 )
+from appliance.config import loading as config_loading
 from appliance.errors import ConfigError
 
 EXAMPLE = Path(str(resources.files("appliance") / "data" / "config.example.toml"))
@@ -29,7 +29,7 @@ EXAMPLE = Path(str(resources.files("appliance") / "data" / "config.example.toml"
 @pytest.fixture(autouse=True)
 def no_system_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests never read the real /etc file, whatever machine they run on."""
-    monkeypatch.setattr(config_module, "DEFAULT_CONFIG_PATH", tmp_path / "etc" / "config.toml")
+    monkeypatch.setattr(config_loading, "DEFAULT_CONFIG_PATH", tmp_path / "etc" / "config.toml")
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -58,8 +58,8 @@ def test_no_file_anywhere_gives_the_defaults() -> None:
 
 
 def test_default_path_is_read_when_it_exists(tmp_path: Path) -> None:
-    config_module.DEFAULT_CONFIG_PATH.parent.mkdir()
-    config_module.DEFAULT_CONFIG_PATH.write_text("[button]\npin = 21\n")
+    config_loading.DEFAULT_CONFIG_PATH.parent.mkdir()
+    config_loading.DEFAULT_CONFIG_PATH.write_text("[button]\npin = 21\n")
     assert load_config(None).button.pin == 21
 
 

@@ -20,6 +20,7 @@ from appliance import config as config_module
 from appliance import labels, screens
 from appliance.classifier import OnnxClassifier
 from appliance.cli import main
+from appliance.config import loading as config_loading
 from appliance.diagnosis import Diagnoser, resolve_crops
 from appliance.errors import ConfigError
 from appliance.export import Exporter
@@ -48,7 +49,7 @@ LEAF[::8] = (20, 90, 30)
 
 @pytest.fixture(autouse=True)
 def no_system_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(config_module, "DEFAULT_CONFIG_PATH", tmp_path / "etc" / "config.toml")
+    monkeypatch.setattr(config_loading, "DEFAULT_CONFIG_PATH", tmp_path / "etc" / "config.toml")
 
 
 @pytest.fixture(scope="module")

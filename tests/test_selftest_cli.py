@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 
 from appliance.cli import main
 from appliance.config import load_config
+from appliance.errors import ApplianceError
 from appliance.selftest import FAIL, PASS, SKIP, run_selftest
 from tests.test_daemon import Running, _config
 
@@ -35,11 +37,17 @@ def test_selftest_button_waits_for_a_press(tmp_path):
     cfg = _config(tmp_path)
     lines = []
 
-    def say(text):
-        lines.append(text)
+    def press_soon() -> None:
         from appliance.hardware.sim_button import send_press
 
-        threading.Timer(0.3, send_press, args=(cfg.control_socket_path,)).start()
+        # the self-test closes the button as soon as the press arrives, so the "ok" answer may be cut
+        # off; what is checked here is that the press reached it
+        with contextlib.suppress(OSError, ApplianceError):
+            send_press(cfg.control_socket_path)
+
+    def say(text):
+        lines.append(text)
+        threading.Timer(0.3, press_soon).start()
 
     results = {c.part: c for c in run_selftest(cfg, interactive=True, press_timeout=10, led_pause=0, say=say)}
     assert results["button"].result == PASS and "short" in results["button"].detail
