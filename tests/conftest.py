@@ -1,4 +1,8 @@
-"""Shared fixtures. Tests that need ../shared fail loudly in CI and skip elsewhere."""
+"""Fixtures every test folder shares. Tests that need ../shared fail loudly in CI and skip elsewhere.
+
+Folders mirror the packages (core, hardware, store, export, sync, collector, wire, models, deploy),
+each with its own conftest; helpers that are not fixtures live in tests/helpers/.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data" / "plantvillage"
-SHARED_ROOT = REPO.parent / "shared" / "data"  # plantvillage/, field/apple/, other-plants/deepweeds/
-SHARED_WEIGHTS = REPO.parent / "shared" / "weights" / "mobilenetv2-12-int8.onnx"
-MODEL = REPO / "models" / "leafnet-int8.onnx"
+from tests.helpers.figures import FIGURES
+from tests.helpers.paths import MODEL, SHARED_DATA, SHARED_ROOT, SHARED_WEIGHTS
+
+# The throw-away PostgreSQL and a fresh database per test: the collector, sync and crops tests use them.
+pytest_plugins = ["tests.helpers.postgres"]
 
 
 def _require(path: Path) -> Path:
@@ -50,18 +54,8 @@ def diagnoser():
     return Diagnoser(clf, clf.info)
 
 
-# Figures that torture, fault and load tests report (counts: kills survived, rows verified,
-# duplicates...). They are printed together at the end of every run, so CI shows them
-# without `-s`.
-_FIGURES: list[str] = []
-
-
-def report_figure(line: str) -> None:
-    _FIGURES.append(line.strip())
-
-
 def pytest_terminal_summary(terminalreporter) -> None:
-    if _FIGURES:
+    if FIGURES:
         terminalreporter.section("figures reported by the tests")
-        for line in _FIGURES:
+        for line in FIGURES:
             terminalreporter.write_line(line)

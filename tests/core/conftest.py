@@ -1,4 +1,7 @@
-"""Small in-memory fakes of every port the daemon uses, as gpiozero's tests use its MockFactory.
+"""Tests of the appliance package's core: the daemon (on fakes and in simulation), the diagnosis and its
+decision rule, screens, labels, config and the command line. The fakes of every port are below.
+
+Small in-memory fakes of every port the daemon uses, as gpiozero's tests use its MockFactory.
 
 Nothing here touches a camera, a GPIO pin, SQLite, onnxruntime, a stick or the network: the
 state machine is tested on its own. Each fake records what it was asked, so tests assert on

@@ -1,0 +1,29 @@
+"""`appliance bench`: the shipped model timed beside the ONNX-zoo int8 MobileNetV2 in the same run."""
+
+from __future__ import annotations
+
+import json
+
+from appliance.bench import ZOO_ENGINE, bench, zoo_gate
+from tests.helpers.paths import MODEL
+
+
+def test_bench_times_the_reference_in_the_same_run(tmp_path, shared_weights):
+    out = tmp_path / "bench.json"
+    report = bench(MODEL, out, threads=(1,), warmup=1, runs=3, reference=shared_weights)
+    engines = {r["engine"] for r in report["results"] if "p50_ms" in r}
+    assert ZOO_ENGINE in engines and "onnxruntime-int8" in engines
+    assert report["int8_over_zoo_int8_p50_by_threads"]["1"] > 0
+    assert json.loads(out.read_text())["reference"] == str(shared_weights)
+
+
+def test_without_the_reference_the_gate_says_so(tmp_path):
+    report = bench(MODEL, tmp_path / "b.json", threads=(1,), warmup=1, runs=2, reference=tmp_path / "missing.onnx")
+    assert all(r["engine"] != ZOO_ENGINE for r in report["results"])
+    assert "reference model missing" in zoo_gate(report)[0]
+
+
+def test_gate_fails_over_the_line():
+    assert zoo_gate({"int8_over_zoo_int8_p50_by_threads": {"1": 1.05, "2": 1.2}}) == [
+        "int8 p50 is 1.20x the ONNX-zoo model's at 2 thread(s) (line 1.1)"
+    ]

@@ -1,0 +1,95 @@
+"""`appliance selftest`, `config`, `history` and `press` as a technician or user runs them."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+
+from appliance.cli import main
+from appliance.config import load_config
+from appliance.errors import ApplianceError
+from appliance.selftest import FAIL, PASS, SKIP, run_selftest
+from tests.helpers.daemon import Running, simulated_config
+
+
+def test_selftest_passes_on_the_simulated_appliance(tmp_path, capsys):
+    cfg_path = tmp_path / "config.toml"
+    cfg_path.write_text(f"[device]\ndata_dir = '{tmp_path / 'data'}'\n")
+    code = main(["selftest", "--simulate", "--non-interactive", "--config", str(cfg_path)])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "all checks passed" in out
+    for part in ("model", "storage", "camera", "display", "leds"):
+        assert any(line.startswith(part) and PASS in line for line in out.splitlines()), part
+    assert any(line.startswith("button") and SKIP in line for line in out.splitlines())
+
+
+def test_selftest_reports_each_broken_part(tmp_path):
+    missing = {"model": f"path = '{tmp_path / 'missing.onnx'}'", "camera": f"folder = '{tmp_path / 'none'}'"}
+    cfg = simulated_config(tmp_path, **missing)
+    results = {c.part: c for c in run_selftest(cfg, interactive=False, led_pause=0)}
+    assert results["model"].result == FAIL and "not found" in results["model"].detail
+    assert results["camera"].result == FAIL
+    assert results["storage"].result == PASS
+
+
+def test_selftest_button_waits_for_a_press(tmp_path):
+    cfg = simulated_config(tmp_path)
+    lines = []
+
+    def press_soon() -> None:
+        from appliance.hardware.sim_button import send_press
+
+        # the self-test closes the button as soon as the press arrives, so the "ok" answer may be cut
+        # off; what is checked here is that the press reached it
+        with contextlib.suppress(OSError, ApplianceError):
+            send_press(cfg.control_socket_path)
+
+    def say(text):
+        lines.append(text)
+        threading.Timer(0.3, press_soon).start()
+
+    results = {c.part: c for c in run_selftest(cfg, interactive=True, press_timeout=10, led_pause=0, say=say)}
+    assert results["button"].result == PASS and "short" in results["button"].detail
+    assert lines and "Press the button" in lines[0]
+
+
+def test_config_check_and_show(tmp_path, capsys):
+    good = tmp_path / "good.toml"
+    good.write_text("[button]\npin = 21\n")
+    assert main(["config", "check", "--config", str(good)]) == 0
+    assert "OK" in capsys.readouterr().out
+    assert main(["config", "show", "--config", str(good)]) == 0
+    shown = capsys.readouterr().out
+    (tmp_path / "shown.toml").write_text(shown)
+    assert load_config(tmp_path / "shown.toml").button.pin == 21
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[button]\npin = 40\nlong_press = 2\n")
+    assert main(["config", "check", "--config", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert str(bad) in err and "button.pin" in err and "button.long_press" in err
+
+
+def test_history_after_presses(tmp_path, capsys):
+    cfg = simulated_config(tmp_path)
+    cfg_file = tmp_path / "config.toml"
+    with Running(cfg):
+        from appliance.hardware.sim_button import send_press
+
+        for _ in range(2):
+            assert send_press(cfg.control_socket_path, wait=True, timeout=30).startswith("ok ")
+        assert main(["press", "--simulate", "--config", str(cfg_file), "--wait"]) == 0
+        assert capsys.readouterr().out.startswith("ok ")
+    assert main(["history", "--simulate", "--config", str(cfg_file), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert len(rows) == 3 and rows[0]["top1_slug"] == "apple__apple_scab"  # newest first: third sample
+    assert main(["history", "--simulate", "--config", str(cfg_file)]) == 0
+    assert "Apple" in capsys.readouterr().out
+
+
+def test_press_without_a_running_appliance(tmp_path, capsys):
+    cfg_file = tmp_path / "c.toml"
+    cfg_file.write_text(f"[device]\ndata_dir = '{tmp_path}'\n")
+    assert main(["press", "--simulate", "--config", str(cfg_file)]) == 2
+    assert "is `appliance run --simulate` running" in capsys.readouterr().err

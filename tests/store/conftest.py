@@ -1,0 +1,1 @@
+"""Tests of the diagnosis log on real SQLite files after real migrations, and its history renderings."""

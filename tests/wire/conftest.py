@@ -1,0 +1,1 @@
+"""Tests of the wire package both sides import."""
