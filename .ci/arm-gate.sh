@@ -29,12 +29,7 @@ EMULATED_RUN_LIMIT=300 # seconds for one emulated diagnose run: a hang fails the
 # Bookworm's glibc is 2.36; these are the wheel tags a Pi's pip accepts that PyPI's aarch64 wheels carry.
 PLATFORMS=(--platform manylinux_2_28_aarch64 --platform manylinux2014_aarch64 --platform manylinux_2_17_aarch64)
 
-started=$SECONDS
-section() { printf '\n=== %s (%ds)\n' "$*" $((SECONDS - started)); }
-fail() {
-    printf 'FAIL: %s\n' "$*" >&2
-    exit 1
-}
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 why() { # a hint for an exit status from the emulated program
     case $1 in
         132) echo " = SIGILL: code for instructions this Pi's core lacks; it dies the same way on the Pi" ;;
@@ -46,7 +41,7 @@ why() { # a hint for an exit status from the emulated program
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
-[[ $(id -u) -eq 0 ]] || fail "run as root (debootstrap writes a root-owned tree)"
+need_root "debootstrap writes a root-owned tree"
 [[ -x .venv/bin/python ]] || fail ".venv is missing: set up the project first (python3 -m venv .venv; .venv/bin/pip install -e '.[dev]')"
 
 ulimit -c 0 # qemu writes a crashing program's core file into the current folder: the repository
@@ -57,12 +52,7 @@ mkdir -p "$HOME"
 cleanup() {
     local status=$?
     set +e
-    # Nothing is mounted on purpose; unmount anything that was, deepest first, before deleting.
-    if [[ -d "$root" ]]; then
-        findmnt --list --noheadings --output TARGET | grep -F "$root/" | sort -r | while read -r target; do
-            umount --lazy "$target"
-        done
-    fi
+    unmount_below "$root" # nothing is mounted on purpose; anything that was goes before deleting
     if [[ "${KEEP_WORK:-0}" == 1 ]]; then
         echo "Kept $work (KEEP_WORK=1)"
     else
@@ -78,13 +68,7 @@ need_apt=()
 command -v qemu-aarch64-static >/dev/null || need_apt+=(qemu-user-static)
 command -v debootstrap >/dev/null || need_apt+=(debootstrap)
 command -v findmnt >/dev/null || need_apt+=(util-linux)
-if ((${#need_apt[@]})); then
-    echo "apt: installing ${need_apt[*]}"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-        "${need_apt[@]}" ca-certificates debian-archive-keyring >"$work/apt.log" 2>&1 \
-        || { cat "$work/apt.log"; fail "apt-get install ${need_apt[*]} failed"; }
-fi
+((${#need_apt[@]})) && apt_install "${need_apt[@]}" debian-archive-keyring
 qemu-aarch64-static --version | sed -n 1p
 [[ -n "${ARM_CPUS// /}" ]] || fail "ARM_CPUS is empty: nothing would be checked"
 for cpu in $ARM_CPUS; do
@@ -144,16 +128,7 @@ done
 
 # ------------------------------------------------------------------------------------------------
 section "3. aarch64 wheels: the app and its runtime dependencies (numpy<2, as on the Pi)"
-# Build from a copy so that setuptools' build/ and *.egg-info never land in the working tree.
-src="$work/src"
-mkdir -p "$src" "$work/dist"
-tar --exclude=./.git --exclude=./.venv --exclude=./models --exclude=./dist --exclude=./build \
-    --exclude='*.egg-info' --exclude=__pycache__ --exclude=./var --exclude=./.sim --exclude=./bench-results \
-    -cf - . | tar -xf - -C "$src"
-.venv/bin/pip wheel -q --disable-pip-version-check --no-deps -w "$work/dist" "$src" >"$work/wheel.log" 2>&1 \
-    || { cat "$work/wheel.log"; fail "building the app wheel failed"; }
-app_wheel=$(find "$work/dist" -name 'leaf_appliance-*.whl' -print -quit)
-[[ -n "$app_wheel" ]] || fail "no leaf_appliance wheel was built"
+app_wheel=$(build_app_wheel .venv/bin/pip "$work")
 echo "app wheel: $(basename "$app_wheel")"
 printf '%s\n' 'numpy<2' >"$work/constraints.txt" # picamera2's apt packages need numpy 1 on the Pi
 pip_aarch64=(.venv/bin/pip install -q --disable-pip-version-check --only-binary=:all: "${PLATFORMS[@]}"
@@ -171,22 +146,13 @@ find "$site" -maxdepth 1 -name '*.dist-info' -printf '%f\n' | sed 's/\.dist-info
 
 # ------------------------------------------------------------------------------------------------
 section "4. Model snapshot (both runs read these same bytes)"
-[[ -f "$LEAF_MODEL" ]] || fail "no model at $LEAF_MODEL: train one (python -m models.pipeline) or set LEAF_MODEL"
 model_dir="$root/opt/leaf-appliance/models"
 mkdir -p "$model_dir"
 model="$model_dir/$(basename "$LEAF_MODEL")"
-# The model may be replaced while this copies (training writes a new one): retry until the copy
-# matches the .sha256 copied with it.
-for attempt in 1 2 3; do
-    cp "$LEAF_MODEL" "$model"
-    cp "$LEAF_MODEL.sha256" "$model.sha256" 2>/dev/null || fail "no $LEAF_MODEL.sha256 beside the model"
-    want=$(awk '{print $1; exit}' "$model.sha256")
-    have=$(sha256sum "$model" | awk '{print $1}')
-    [[ "$have" == "$want" ]] && break
-    ((attempt < 3)) || fail "$LEAF_MODEL does not match $LEAF_MODEL.sha256 (being replaced? run again)"
-    sleep 5
-done
-echo "$(basename "$model") sha256 $have ($(stat -c %s "$model") bytes)"
+cp "$LEAF_MODEL" "$model"
+cp "$LEAF_MODEL.sha256" "$model.sha256" 2>/dev/null || fail "no $LEAF_MODEL.sha256 beside the model"
+check_model "$model"
+echo "$(basename "$model") sha256 $(awk '{print $1; exit}' "$model.sha256") ($(stat -c %s "$model") bytes)"
 printf '' >"$work/config.toml" # built-in defaults, whatever /etc/leaf-appliance holds on this machine
 photos=(appliance/samples/*.jpg)
 [[ -e "${photos[0]}" ]] || fail "no sample photos in appliance/samples"

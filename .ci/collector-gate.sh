@@ -10,8 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CI="${CI:-true}" DEBIAN_FRONTEND=noninteractive PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONUNBUFFERED=1
-started=$SECONDS
-section() { printf '\n=== %s (%ds)\n' "$1" $((SECONDS - started)); }
+source .ci/lib.sh
 
 section "system packages: postgresql, chromium, chromium-driver, openssl"
 apt-get update -qq

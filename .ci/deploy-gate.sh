@@ -29,11 +29,8 @@ LIVE_SYSTEMD=${LIVE_SYSTEMD:-1}
 started=$(date +%s)
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
-
-section() { printf '\n=== %s ===\n' "$*"; }
-fail() { printf 'FAIL: %s\n' "$*" >&2; exit 1; }
-
-[[ $(id -u) -eq 0 ]] || fail "run as root (debootstrap and chroot need it)"
+source "$repo/.ci/lib.sh"
+need_root "debootstrap and chroot need it"
 
 work=$(mktemp -d /tmp/deploy-gate.XXXXXX)
 root="$work/root"
@@ -48,12 +45,7 @@ cleanup() {
         for _ in $(seq 30); do kill -0 "$nspawn_pid" 2>/dev/null || break; sleep 1; done
         kill -9 "$nspawn_pid" 2>/dev/null
     fi
-    # Unmount whatever is mounted below the chroot, deepest first, before deleting anything.
-    if [[ -d "$root" ]]; then
-        findmnt --list --noheadings --output TARGET | grep -F "$root/" | sort -r | while read -r target; do
-            umount --lazy "$target"
-        done
-    fi
+    unmount_below "$root"  # whatever is mounted below the chroot goes before anything is deleted
     if [[ "${KEEP_ROOT:-0}" == 1 ]]; then
         echo "Kept $work (KEEP_ROOT=1)"
     else
@@ -74,12 +66,7 @@ if [[ "$LIVE_SYSTEMD" != 0 ]]; then
     command -v systemd-nspawn >/dev/null || need_apt+=(systemd-container)
     command -v nsenter >/dev/null || need_apt+=(util-linux)
 fi
-if ((${#need_apt[@]})); then
-    echo "apt: installing ${need_apt[*]}"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-        "${need_apt[@]}" ca-certificates >/dev/null
-fi
+((${#need_apt[@]})) && apt_install "${need_apt[@]}"
 pins=("ansible==$ANSIBLE_VERSION" "ansible-lint==$ANSIBLE_LINT_VERSION" "yamllint==$YAMLLINT_VERSION")
 # Reuse the tools venv from an earlier run when it holds exactly these versions.
 installed=$("$TOOLS_VENV/bin/python" -m pip freeze 2>/dev/null || true)
@@ -105,34 +92,15 @@ echo "yamllint: clean"
 
 # --------------------------------------------------------------------------------------------
 section "3. App wheel and x86-64 wheelhouse for the chroot's Python 3.11"
-# Build from a copy so that setuptools' build/ and *.egg-info never land in the working tree.
-src="$work/src"
-mkdir -p "$src"
-tar --exclude=./.git --exclude=./.venv --exclude=./models --exclude=./dist --exclude=./build \
-    --exclude='*.egg-info' --exclude=__pycache__ --exclude=./var --exclude=./.sim -cf - . | tar -xf - -C "$src"
-python3 -m pip wheel -q --disable-pip-version-check --no-deps -w "$work/dist" "$src"
-app_wheel=$(find "$work/dist" -name 'leaf_appliance-*.whl' -print -quit)
-[[ -n "$app_wheel" ]] || fail "no leaf_appliance wheel was built"
+app_wheel=$(build_app_wheel "python3 -m pip" "$work")
 echo "app wheel: $(basename "$app_wheel")"
 bash deploy/build-wheelhouse.sh "$app_wheel" "$work/wheelhouse" x86_64 >"$work/wheelhouse.log" 2>&1 \
     || { cat "$work/wheelhouse.log"; fail "wheelhouse download failed"; }
 tail -n1 "$work/wheelhouse.log"
 
 model=${LEAF_MODEL:-$repo/models/leafnet-int8.onnx}
-real_model=0
-if [[ -f "$model" && -f "$model.sha256" ]]; then
-    real_model=1
-    echo "model: $model (checksum from $model.sha256)"
-else
-    # Not in the repository yet (the training job writes it): deploy a stand-in file so the
-    # model and checksum tasks still run for real. The app cannot load it, so the live stage
-    # is skipped.
-    model="$work/model/leafnet-int8.onnx"
-    mkdir -p "$(dirname "$model")"
-    printf 'stand-in for CI: models/leafnet-int8.onnx is not in the repository\n' >"$model"
-    (cd "$(dirname "$model")" && sha256sum leafnet-int8.onnx >leafnet-int8.onnx.sha256)
-    echo "model: NOT IN REPO, using a stand-in file with its checksum: $model"
-fi
+check_model "$model"
+echo "model: $model (checksum from $model.sha256)"
 
 # --------------------------------------------------------------------------------------------
 section "4. Debian bookworm root (debootstrap --variant=minbase)"
@@ -290,8 +258,6 @@ boot_container() {  # sets container_init and state; returns 1 when this machine
 live="skipped"
 if [[ "$LIVE_SYSTEMD" == 0 ]]; then
     echo "SKIPPED: LIVE_SYSTEMD=0"
-elif ((!real_model)); then
-    echo "SKIPPED: no loadable model to run (models/leafnet-int8.onnx is not in the repository)"
 elif ! boot_container; then
     # Booting a container needs privileges some CI sandboxes lack; that says nothing about the
     # appliance, so it is reported loudly instead of failing the gate.

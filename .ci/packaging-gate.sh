@@ -3,6 +3,7 @@
 # device's wheel carries no server code and no test fixtures. Run from the repository root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source .ci/lib.sh
 work=$(mktemp -d)
 # pip builds ./leaf_collector in place: leave the checkout as it was
 trap 'rm -rf "$work" leaf_collector/build leaf_collector/leaf_collector.egg-info' EXIT
