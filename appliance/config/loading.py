@@ -12,8 +12,10 @@ from typing import Any
 from appliance.config.schema import Config
 from appliance.config.validator import _check_consistency, _check_effective, _parse, _Problems
 from appliance.errors import ConfigError
+from appliance.files import FileRefused, read_regular_file
 
 DEFAULT_CONFIG_PATH = Path("/etc/leaf-appliance/config.toml")
+MAX_CONFIG_BYTES = 1_000_000  # a real config is a few kB; a FIFO or /dev/zero must not hang or fill memory
 
 
 def simulated_data_dir() -> Path:
@@ -57,8 +59,10 @@ def _syntax_problem(error: tomllib.TOMLDecodeError) -> str:
 def _read(path: Path) -> tuple[dict[str, Any] | None, str | None]:
     """The parsed file, or the reason it cannot be read."""
     try:
-        with path.open("rb") as handle:
-            return tomllib.load(handle), None
+        # utf-8-sig: a byte-order mark (Windows Notepad writes one) is not a syntax error at line 1
+        return tomllib.loads(read_regular_file(path, MAX_CONFIG_BYTES).decode("utf-8-sig")), None
+    except FileRefused as error:
+        return None, str(error)
     except FileNotFoundError:
         return None, "file not found (give the path of an existing file, or no path to use the defaults)"
     except IsADirectoryError:

@@ -22,6 +22,7 @@ os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(MAX_PIXELS))
 import cv2  # noqa: E402  (the environment variable above must be set first)
 
 from ..errors import ImageError  # noqa: E402
+from ..files import FileRefused, read_regular_file  # noqa: E402
 
 cv2.setNumThreads(1)
 
@@ -71,14 +72,9 @@ def read_image(path: str | os.PathLike[str]) -> np.ndarray:
     """Read and decode a photo file; every failure is an ImageError naming the file."""
     p = Path(path)
     try:
-        if p.is_dir():
-            raise ImageError(f"{p}: is a folder, not an image file")
-        size = p.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise ImageError(f"{p}: file too large ({size / 1e6:.0f} MB > {MAX_FILE_BYTES / 1e6:.0f} MB)")
-        data = p.read_bytes()
-    except ImageError:
-        raise
+        data = read_regular_file(p, MAX_FILE_BYTES)  # a FIFO or /dev/zero would hang or eat memory
+    except FileRefused as exc:
+        raise ImageError(f"{p}: {exc}") from None
     except OSError as exc:
         raise ImageError(f"{p}: cannot read file ({exc.strerror or exc})") from None
     return decode_image(data, str(p))
