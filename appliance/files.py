@@ -17,7 +17,6 @@ _KINDS = {
     stat.S_IFCHR: "a character device",
     stat.S_IFBLK: "a block device",
     stat.S_IFSOCK: "a socket",
-    stat.S_IFDIR: "a folder",
 }
 
 
@@ -31,6 +30,8 @@ def read_regular_file(path: str | os.PathLike[str], max_bytes: int) -> bytes:
     fd = os.open(path, flags)
     try:
         mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(21, "Is a directory", str(path))  # callers word a folder their own way
         if not stat.S_ISREG(mode):
             raise FileRefused(f"is {_KINDS.get(stat.S_IFMT(mode), 'not a regular file')}, not a file")
         size = os.fstat(fd).st_size

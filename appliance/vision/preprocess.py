@@ -75,6 +75,8 @@ def read_image(path: str | os.PathLike[str]) -> np.ndarray:
         data = read_regular_file(p, MAX_FILE_BYTES)  # a FIFO or /dev/zero would hang or eat memory
     except FileRefused as exc:
         raise ImageError(f"{p}: {exc}") from None
+    except IsADirectoryError:
+        raise ImageError(f"{p}: is a folder, not an image file") from None
     except OSError as exc:
         raise ImageError(f"{p}: cannot read file ({exc.strerror or exc})") from None
     return decode_image(data, str(p))
