@@ -31,6 +31,14 @@ def _safe(text: str) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
+def _utf8(text: str) -> str:
+    """Text that encodes as UTF-8: a file name's undecodable bytes (lone surrogates in Python) become \\xNN.
+
+    So `diagnose --json` stays valid JSON, and a strict UTF-8 stdout does not stop the batch.
+    """
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def cmd_diagnose(args: argparse.Namespace) -> int:
     from . import labels
     from .wiring import make_diagnoser
@@ -59,7 +67,7 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
         except ImageError as exc:
             counts["failed"] += 1
             if args.json:
-                print(json.dumps({"file": str(path), "error": str(exc)}, ensure_ascii=False))
+                print(json.dumps({"file": _utf8(str(path)), "error": _utf8(str(exc))}, ensure_ascii=False))
             else:
                 print(f"{_safe(path.name)[:name_w]:<{name_w}}  {'ERROR':<9}  {_safe(str(exc))}")
             continue
@@ -84,7 +92,7 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
 
 def _json_result(path: Path, d) -> dict:
     return {
-        "file": str(path),
+        "file": _utf8(str(path)),
         "verdict": d.verdict.value,
         "reason": d.reason.value if d.reason else None,
         "top_k": [{"slug": r.slug, "probability": r.probability} for r in d.top],

@@ -86,3 +86,29 @@ def test_a_config_saved_with_a_byte_order_mark_reads_as_without(tmp_path: Path) 
     path = tmp_path / "config.toml"
     path.write_bytes("\ufeff[button]\npin = 21\n".encode())
     assert load_config(path).button.pin == 21
+
+
+def test_diagnose_json_with_a_file_name_that_is_not_utf8(tmp_path: Path) -> None:
+    """Under a strict UTF-8 stdout the batch must not stop, and every line must be valid JSON."""
+    import json
+    import subprocess
+    import sys
+
+    folder = os.fsencode(tmp_path)
+    odd = os.path.join(folder, b"leaf-\xff\xfe.jpg")
+    with open(odd, "wb") as out:
+        out.write(sample_paths()[0].read_bytes())
+    broken = os.path.join(folder, b"broken-\xff.jpg")
+    with open(broken, "wb") as out:
+        out.write(b"not a photo")
+    config = tmp_path / "config.toml"
+    config.write_text("")
+    env = {**os.environ, "PYTHONIOENCODING": "utf-8:strict", "LC_ALL": "C.UTF-8"}
+    command = [sys.executable, "-m", "appliance", "diagnose", "--json", "--config", str(config)]
+    result = subprocess.run([*command, odd, broken, str(sample_paths()[1])], capture_output=True, env=env, timeout=120)
+    lines = result.stdout.decode("utf-8").splitlines()  # strict: invalid UTF-8 would raise here
+    rows = [json.loads(line) for line in lines]
+    assert len(rows) == 3, result.stderr.decode(errors="replace")
+    assert rows[0]["file"].endswith("leaf-\\xff\\xfe.jpg") and rows[0]["verdict"] == "diagnosis"
+    assert "broken-\\xff.jpg" in rows[1]["file"] and "error" in rows[1]
+    assert rows[2]["verdict"] == "diagnosis"
