@@ -48,14 +48,15 @@ def _wait_ready(sock: socket.socket, deadline: float) -> list[str]:
     raise RuntimeError(f"no READY=1 within the deadline (got {seen})")
 
 
-def run(presses: int, out: Path, model: str | None = None) -> dict:
+def run(presses: int, out: Path, model: str | None = None, camera_size: str = "") -> dict:
+    """`camera_size` "WxH": the simulated camera delivers frames that large, as the real one does."""
     with tempfile.TemporaryDirectory(prefix="appliance-bench-") as tmp:
         tmpdir = Path(tmp)
         cfg = tmpdir / "config.toml"
         model_line = f"path = '{model}'\n" if model else ""
         cfg.write_text(
             f"[device]\nid = 'bench'\ndata_dir = '{tmpdir / 'data'}'\n[daemon]\nresult_seconds = 2.0\n"
-            f"[model]\n{model_line}"
+            f"[model]\n{model_line}[camera]\nsimulated_size = '{camera_size}'\n"
         )
         notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         notify.bind(str(tmpdir / "notify.sock"))
@@ -100,6 +101,7 @@ def run(presses: int, out: Path, model: str | None = None) -> dict:
         "measured_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "machine": {"cpu": _cpu_name(), "cores": _cores()},
         "presses": presses,
+        "camera_size": camera_size or "the sample photos as they are",
         "press_to_result_ms": pct(client_ms),
         "breakdown_ms": {k: pct(v) for k, v in stages.items()},
         "startup_to_ready_s": round(startup_s, 3),
@@ -115,7 +117,8 @@ def run(presses: int, out: Path, model: str | None = None) -> dict:
 
 def format_report(r: dict) -> str:
     lines = [
-        f"{r['presses']} presses on the simulated appliance ({r['machine']['cpu']}, {r['machine']['cores']} cores)",
+        f"{r['presses']} presses on the simulated appliance ({r['machine']['cpu']}, {r['machine']['cores']} cores), "
+        f"camera frames: {r.get('camera_size', 'the sample photos as they are')}",
         f"  press -> result on display: p50 {r['press_to_result_ms']['p50']:.1f} ms, "
         f"p95 {r['press_to_result_ms']['p95']:.1f} ms",
     ]

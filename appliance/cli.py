@@ -133,7 +133,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def cmd_bench_appliance(args: argparse.Namespace) -> int:
     from .bench_appliance import format_report, run
 
-    report = run(args.presses, Path(args.out), model=args.model)
+    report = run(args.presses, Path(args.out), model=args.model, camera_size=args.camera_size)
     print(format_report(report))
     print(f"written to {args.out}")
     return 0
@@ -270,6 +270,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench-appliance", help="time press -> result on the simulated appliance, start-up, memory")
     p.add_argument("--presses", type=int, default=50)
     p.add_argument("--model", help="ONNX model to use instead of the shipped one")
+    p.add_argument(
+        "--camera-size", default="", metavar="WxH", help="frames this large from the simulated camera, e.g. 2304x1296"
+    )
     p.add_argument("--out", default="bench-results/appliance-bench.json", help="where to write the JSON figures")
     p.set_defaults(func=cmd_bench_appliance)
 

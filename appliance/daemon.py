@@ -41,6 +41,7 @@ from .ports import (
 from .result import Diagnosis, Verdict
 from .storage_rule import DEFAULT_LIMITS, MIB, StorageLevel, StorageLimits, storage_status
 from .vision.jpeg import encode_jpeg
+from .vision.preview import screen_preview
 
 log = logging.getLogger("appliance.daemon")
 
@@ -412,6 +413,9 @@ class Appliance:
             self._camera_fault(exc)
             return
         t_classify = time.perf_counter()
+        # The screens (and the last 64 kept in screens_shown) get a copy the display's size, never the
+        # full frame: at 2304x1296 each would hold 9 MB. The full frame lives only until it is saved.
+        preview = screen_preview(frame, self.display.size)
         self._set_state(State.CLASSIFYING)
         diagnosis: Diagnosis = diagnoser.diagnose(frame)
         t_commit = time.perf_counter()
@@ -436,7 +440,7 @@ class Appliance:
             )
             return
         t_render = time.perf_counter()
-        render_ms = self._show_result(diagnosis, frame)
+        render_ms = self._show_result(diagnosis, preview)
         if self.sync is not None:
             self.sync.note_new_record()
         if self.usb is not None and storage_status(store.free_bytes(), self.storage).level is not StorageLevel.OK:
@@ -463,15 +467,15 @@ class Appliance:
         self._result_until = time.monotonic() + self.result_seconds
         self._set_state(State.SHOWING_RESULT)
 
-    def _show_result(self, d: Diagnosis, frame: np.ndarray) -> float:
+    def _show_result(self, d: Diagnosis, photo: np.ndarray) -> float:
         if d.verdict is Verdict.RETAKE:
             self.leds.show(LedPattern.RETAKE)
-            return self._show(screens.RetakeScreen(reason=d.reason, photo=frame, headline=d.condition, hint=d.advice))
+            return self._show(screens.RetakeScreen(reason=d.reason, photo=photo, headline=d.condition, hint=d.advice))
         if d.verdict is Verdict.UNKNOWN:
             self.leds.show(LedPattern.UNKNOWN)
-            return self._show(screens.UnknownScreen.of(d, frame))
+            return self._show(screens.UnknownScreen.of(d, photo))
         self.leds.show(LedPattern.HEALTHY if d.healthy else LedPattern.DISEASE)
-        return self._show(screens.ResultScreen(diagnosis=d, photo=frame))
+        return self._show(screens.ResultScreen(diagnosis=d, photo=photo))
 
     # ----- stopping -----------------------------------------------------------------------
     def _shutdown(self) -> None:

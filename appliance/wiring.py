@@ -60,7 +60,8 @@ def make_camera(cfg):
         from .hardware.camera_sim import SimulatedCamera
         from .samples import samples_dir
 
-        return SimulatedCamera(_set(c.folder) or samples_dir())
+        size = tuple(int(n) for n in c.simulated_size.split("x")) if c.simulated_size else None
+        return SimulatedCamera(_set(c.folder) or samples_dir(), frame_size=size)
     if c.kind == "opencv":
         from .hardware.camera_opencv import OpenCVCamera
 

@@ -127,6 +127,17 @@ class CameraConfig:
     folder: Path | None = field(
         default=None, metadata=_about('simulated kind: photos to replay; "" = the samples shipped with the software')
     )
+    simulated_size: str = field(
+        default="",
+        metadata=_about(
+            'simulated kind: frames of WxH pixels, as a real camera gives, e.g. "2304x1296"; "" = as they are',
+            _matches(
+                r"(?:[1-9][0-9]{1,3})x(?:[1-9][0-9]{1,3})",
+                "WIDTHxHEIGHT in pixels, e.g. 2304x1296",
+                allow_empty="the photos as they are",
+            ),
+        ),
+    )
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from appliance.errors import CameraError
@@ -23,9 +24,10 @@ class SimulatedCamera(Closing):
     fault and recovery paths can be exercised without hardware.
     """
 
-    def __init__(self, folder: Path, loop: bool = True) -> None:
+    def __init__(self, folder: Path, loop: bool = True, frame_size: tuple[int, int] | None = None) -> None:
         self.folder = Path(folder)
         self.loop = loop
+        self.frame_size = frame_size  # (w, h): frames as large as a real camera's, the photo scaled to cover it
         self.last_path: Path | None = None
         self._files: list[Path] = []
         self._next = 0
@@ -80,10 +82,22 @@ class SimulatedCamera(Closing):
             self._next += 1  # a bad file is skipped on the next capture
             self.last_path = path
         try:
-            return read_image(path)
+            image = read_image(path)
         except ImageError as exc:
             raise CameraError(f"simulated camera: cannot use {path.name}: {exc}") from None
+        return image if self.frame_size is None else cover(image, *self.frame_size)
 
     def close(self) -> None:
         with self._lock:
             self._started = False
+
+
+def cover(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    """The photo scaled to cover width x height and centre-cropped to it (no stretching), as a camera frames it."""
+    h, w = image.shape[:2]
+    scale = max(width / w, height / h)
+    scaled = cv2.resize(
+        image, (max(width, round(w * scale)), max(height, round(h * scale))), interpolation=cv2.INTER_LINEAR
+    )
+    top, left = (scaled.shape[0] - height) // 2, (scaled.shape[1] - width) // 2
+    return np.ascontiguousarray(scaled[top : top + height, left : left + width])

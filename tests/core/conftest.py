@@ -47,6 +47,7 @@ def diagnosis(verdict: Verdict, reason: RetakeReason | UnknownReason | None = No
 class FakeCamera:
     def __init__(self) -> None:
         self.broken: str = ""  # a message: start and capture raise CameraError with it
+        self.frame = FRAME  # what each capture returns (a copy)
         self.closed = False
 
     def start(self) -> None:
@@ -56,7 +57,7 @@ class FakeCamera:
     def capture(self) -> np.ndarray:
         if self.broken:
             raise CameraError(self.broken)
-        return FRAME.copy()
+        return self.frame.copy()
 
     def close(self) -> None:
         self.closed = True
