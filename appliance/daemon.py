@@ -134,6 +134,7 @@ class Appliance:
         self._events: queue.Queue[tuple[str, Press | None]] = queue.Queue()
         self._stop = threading.Event()
         self._busy = threading.Event()
+        self._press_lock = threading.Lock()
         self._cycle_done = threading.Condition()
         self._cycles = 0
         self._result_until = 0.0
@@ -142,12 +143,16 @@ class Appliance:
         self.screens_shown: deque[screens.Screen] = deque(maxlen=64)  # what the display was last given
 
     # ----- called from other threads -------------------------------------------------
-    def on_press(self, press: Press) -> None:
-        if self._busy.is_set():
-            self.ignored_presses += 1
-            log.info("%s press ignored: still working on the last one", press.value)
-            return
+    def on_press(self, press: Press) -> bool:
+        """Queue a press; False (ignored) while one is queued or being handled: one press, one result."""
+        with self._press_lock:
+            if self._busy.is_set():
+                self.ignored_presses += 1
+                log.info("%s press ignored: still working on the last one", press.value)
+                return False
+            self._busy.set()  # from the moment it is queued, so a second press cannot queue behind it
         self._events.put(("press", press))
+        return True
 
     def request_stop(self, *_: object) -> None:
         """Safe from a signal handler: the loop finishes what it is doing, then stops."""
@@ -160,10 +165,14 @@ class Appliance:
             self._cycle_done.wait_for(lambda: self._cycles > after, timeout)
             return self.last_cycle if self._cycles > after else None
 
-    def result_waiter(self, press: Callable[[], None], timeout: float) -> str:
-        """For the control socket's `press wait`: press, wait for the outcome, answer in one line."""
+    def result_waiter(self, press: Callable[[], bool], timeout: float) -> str:
+        """For the control socket's `press wait`: press, wait for the outcome, answer in one line.
+
+        An ignored press is answered as such: waiting would report the other press's record.
+        """
         before = self.cycles
-        press()
+        if not press():
+            return "error: busy: still working on the last press; press again when its result shows"
         cycle = self.wait_for_cycle(before, timeout)
         if cycle is None:
             return f"error: no result within {timeout:.0f} s"
@@ -337,7 +346,6 @@ class Appliance:
 
     # ----- a press ---------------------------------------------------------------------
     def _handle_press(self, press: Press) -> None:
-        self._busy.set()
         cycle = Cycle()
         try:
             if self.state is State.FAULT:

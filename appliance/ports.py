@@ -52,7 +52,7 @@ class Camera(Protocol):
 
 @runtime_checkable
 class Button(Protocol):
-    def start(self, on_press: Callable[[Press], None]) -> None:
+    def start(self, on_press: Callable[[Press], object]) -> None:
         """Begin delivering presses to ``on_press`` (from any thread)."""
 
     def close(self) -> None: ...

@@ -216,7 +216,7 @@ class GpioButton(Closing):
         self.bounce_s = max(0, bounce_ms) / 1000.0
         self.long_press_s = long_press_s
         self._button = Button(pin, pull_up=pull_up, bounce_time=self.bounce_s or None, pin_factory=pin_factory)
-        self._on_press: Callable[[Press], None] | None = None
+        self._on_press: Callable[[Press], object] | None = None
         self._lock = threading.Lock()
         self._settle: threading.Timer | None = None
         self._hold: threading.Timer | None = None
@@ -230,7 +230,7 @@ class GpioButton(Closing):
         """The debounced state: True once a press has settled, until its release settles."""
         return self._down
 
-    def start(self, on_press: Callable[[Press], None]) -> None:
+    def start(self, on_press: Callable[[Press], object]) -> None:
         self._on_press = on_press
         self._button.when_pressed = self._edge
         self._button.when_released = self._edge

@@ -34,16 +34,17 @@ log = logging.getLogger(__name__)
 MAX_LINE_BYTES = 1024
 MAX_SOCKET_PATH_BYTES = 107  # sun_path is 108 bytes with the terminating NUL on Linux
 CLIENT_IDLE_S = 30.0
+MAX_CLIENTS = 16  # control-socket connections served at once; more are told so and closed
 COMMANDS = {"press": Press.SHORT, "short": Press.SHORT, "long": Press.LONG}
 USAGE = "use press, long, ping"
 DEFAULT_WAIT_S = 60.0
 MAX_WAIT_S = 600.0
 
 # Given "do the press" and a timeout in seconds, presses and returns one line describing the outcome.
-ResultWaiter = Callable[[Callable[[], None], float], str]
+ResultWaiter = Callable[[Callable[[], bool], float], str]  # (press, seconds) -> one line
 
 
-def answer(line: bytes, on_press: Callable[[Press], None], waiter: ResultWaiter | None = None) -> str:
+def answer(line: bytes, on_press: Callable[[Press], object], waiter: ResultWaiter | None = None) -> str:
     """The reply to one command line (without its newline); presses the button as a side effect."""
     try:
         text = line.decode("utf-8")
@@ -65,8 +66,8 @@ def answer(line: bytes, on_press: Callable[[Press], None], waiter: ResultWaiter 
         shown = command if len(command) <= 40 else command[:40] + "…"
         return f"error: unknown command '{shown}' ({USAGE})"
 
-    def do_press() -> None:
-        on_press(press)
+    def do_press() -> bool:
+        return on_press(press) is not False  # a handler that returns nothing takes every press
 
     try:
         if not wait:
@@ -78,6 +79,15 @@ def answer(line: bytes, on_press: Callable[[Press], None], waiter: ResultWaiter 
     except Exception as exc:
         log.exception("button handler failed on a simulated %s press", press.value)
         return f"error: the appliance failed to handle the press ({exc})"
+
+
+def _refuse(conn: socket.socket, message: str) -> None:
+    """Answer one line and close; the client's command is read first (briefly), or closing resets the line."""
+    with contextlib.suppress(OSError), conn:
+        conn.settimeout(0.05)
+        conn.sendall(message.encode() + b"\n")
+        conn.shutdown(socket.SHUT_WR)
+        conn.recv(MAX_LINE_BYTES)
 
 
 class SimulatedButton(Closing):
@@ -102,14 +112,14 @@ class SimulatedButton(Closing):
         self._threads: list[threading.Thread] = []
         self._clients: set[socket.socket] = set()
         self._clients_lock = threading.Lock()
-        self._on_press: Callable[[Press], None] = lambda press: None
+        self._on_press: Callable[[Press], object] = lambda press: None
         self._waiter: ResultWaiter | None = None
 
     def set_result_waiter(self, waiter: ResultWaiter | None) -> None:
         """Lets ``press wait`` answer with the outcome (the daemon knows when a press is done)."""
         self._waiter = waiter
 
-    def start(self, on_press: Callable[[Press], None]) -> None:
+    def start(self, on_press: Callable[[Press], object]) -> None:
         self._on_press = on_press
         if self.socket_path is not None:
             self._server = self._listen(self.socket_path)
@@ -153,6 +163,13 @@ class SimulatedButton(Closing):
                 continue
             except OSError:
                 return  # closed
+            with self._clients_lock:
+                full = len(self._clients) >= MAX_CLIENTS
+                if not full:
+                    self._clients.add(conn)  # counted before its thread starts, so a burst cannot slip past
+            if full:  # idle clients must not pile up threads: refuse the extra one, say why
+                _refuse(conn, f"error: busy: {MAX_CLIENTS} connections already open")
+                continue
             self._spawn(self._serve, "sim-button-client", conn)
 
     def _serve(self, conn: socket.socket) -> None:
@@ -160,8 +177,6 @@ class SimulatedButton(Closing):
         too_long = f"error: line longer than {MAX_LINE_BYTES} bytes".encode() + b"\n"
         buffer = b""
         skipping = False  # inside an over-long line: drop bytes until its end, then answer once
-        with self._clients_lock:
-            self._clients.add(conn)
         with conn:
             try:
                 while not self._stop.is_set():

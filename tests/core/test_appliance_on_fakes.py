@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import numpy as np
-from pathlib import Path
 
 from appliance.daemon import State
 from appliance.ports import LedPattern, Press
@@ -143,3 +143,26 @@ def test_no_screen_keeps_a_full_camera_frame(rig: Rig) -> None:
     for photo in photos:
         assert photo.shape[1] <= 480 and photo.shape[0] <= 320 and photo.shape[1] / photo.shape[0] > 1.7
     assert rig.store.rows[0][1].startswith(b"\xff\xd8")  # the stored photo is still the whole frame, encoded
+
+
+def test_two_presses_at_once_get_one_result_and_one_busy_answer(rig: Rig) -> None:
+    """The second `press --wait` was ignored but answered 'ok' with the first press's record id."""
+    rig.diagnoser.gate = threading.Event()
+    rig.start().wait_for(State.IDLE)
+    answers: list[str] = []
+    assert rig.button.on_press is not None
+    press = rig.button.on_press
+    first = threading.Thread(target=lambda: answers.append(rig.app.result_waiter(lambda: press(Press.SHORT), 5)))
+    first.start()
+    rig.wait_for(State.CLASSIFYING)
+    second = rig.app.result_waiter(lambda: press(Press.SHORT), 5)  # while the first is still working
+    rig.diagnoser.gate.set()
+    first.join(5)
+    assert second.startswith("error: busy") and answers[0].startswith("ok ") and '"rec-1"' in answers[0]
+    assert len(rig.store.rows) == 1 and rig.app.ignored_presses == 1
+
+
+def test_a_press_queued_but_not_yet_started_makes_the_next_one_busy(rig: Rig) -> None:
+    app = rig.app  # not started: nothing takes the queued press
+    assert app.on_press(Press.SHORT) is True
+    assert app.on_press(Press.SHORT) is False and app.ignored_presses == 1

@@ -22,7 +22,7 @@ def test_cover_scales_without_stretching_and_crops_the_middle() -> None:
     framed = cover(image, 400, 200)
     assert framed.shape == (200, 400, 3)
     stripe = np.flatnonzero(framed[100, :, 0] > 128)
-    assert 170 <= stripe.min() and stripe.max() <= 230  # still centred, 4x wider: not stretched sideways only
+    assert stripe.min() >= 170 and stripe.max() <= 230  # still centred, 4x wider: not stretched sideways only
 
 
 def test_the_screen_preview_fits_the_display_and_keeps_the_shape() -> None:

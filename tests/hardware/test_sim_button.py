@@ -182,3 +182,34 @@ def test_press_wait_answers_with_the_outcome(sock_dir):
     for bad in ("press wait soon", "press now", "press wait 1 2"):
         assert send_command(path, bad).startswith("error: unknown command"), bad
     button.close()
+
+
+def test_idle_connections_are_capped_and_the_extra_one_is_told_so(running):
+    """1,000 idle connections made 1,004 threads; now the 17th is answered 'busy' and closed."""
+    from appliance.hardware.sim_button import MAX_CLIENTS
+
+    button, presses = running
+    idle = []
+    try:
+        for _ in range(MAX_CLIENTS):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.connect(str(button.socket_path))  # blocking: waits for room in the listen backlog
+            s.settimeout(5)
+            idle.append(s)
+        s.sendall(b"ping\n")  # the last of them is served
+        assert s.recv(100) == b"pong\n"
+        extra = raw_exchange(button.socket_path, b"press\n")
+        assert extra == [f"error: busy: {MAX_CLIENTS} connections already open"] and presses.empty()
+        alive = [t for t in threading.enumerate() if t.name == "sim-button-client"]
+        assert len(alive) <= MAX_CLIENTS
+    finally:
+        for s in idle:
+            s.close()
+    for _ in range(100):  # once they are gone, presses get through again
+        try:
+            if send_press(button.socket_path) == "ok":
+                break
+        except ApplianceError:
+            pass
+        threading.Event().wait(0.05)
+    assert presses.get(timeout=5) is Press.SHORT
