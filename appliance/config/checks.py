@@ -22,6 +22,8 @@ def _show(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, str | Path):
         return _toml_string(str(value))
+    if isinstance(value, int) and value.bit_length() > 64:
+        return "an integer too large to be a setting"  # its digits may be thousands long (or too many to print)
     if isinstance(value, int | float):
         return repr(value)
     if isinstance(value, dict):

@@ -15,6 +15,7 @@ from appliance.errors import ConfigError
 from appliance.files import FileRefused, read_regular_file
 
 DEFAULT_CONFIG_PATH = Path("/etc/leaf-appliance/config.toml")
+MAX_LINE_CHARS = 4_000  # the longest real line (a crops list) is well under 200
 MAX_CONFIG_BYTES = 1_000_000  # a real config is a few kB; a FIFO or /dev/zero must not hang or fill memory
 
 
@@ -60,7 +61,13 @@ def _read(path: Path) -> tuple[dict[str, Any] | None, str | None]:
     """The parsed file, or the reason it cannot be read."""
     try:
         # utf-8-sig: a byte-order mark (Windows Notepad writes one) is not a syntax error at line 1
-        return tomllib.loads(read_regular_file(path, MAX_CONFIG_BYTES).decode("utf-8-sig")), None
+        text = read_regular_file(path, MAX_CONFIG_BYTES).decode("utf-8-sig")
+        for number, line in enumerate(text.splitlines(), 1):
+            if len(line) > MAX_LINE_CHARS:  # a key dotted 20,000 levels deep took 1.6 GB to parse
+                return None, f"line {number} is {len(line):,} characters; a config line has at most {MAX_LINE_CHARS:,}"
+        return tomllib.loads(text), None
+    except RecursionError:
+        return None, "is nested too deeply (arrays or tables inside one another); a config needs two levels"
     except FileRefused as error:
         return None, str(error)
     except FileNotFoundError:

@@ -66,9 +66,13 @@ def _coerce(hint: Any, value: Any) -> tuple[Any, str | None]:
         return None, _wrong_type("a whole number", value)
     if hint is float:
         if isinstance(value, int | float) and not isinstance(value, bool):
-            if not math.isfinite(value):
+            try:
+                number = float(value)  # an integer beyond float's range raises here
+            except OverflowError:
+                return None, "must be a number of ordinary size, got an integer too large for one"
+            if not math.isfinite(number):
                 return None, f"must be a finite number, got {_show(value)}"
-            return float(value), None
+            return number, None
         return None, _wrong_type("a number", value)
     if hint is str:
         return (value, None) if isinstance(value, str) else (None, _wrong_type("a string", value))

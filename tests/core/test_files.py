@@ -112,3 +112,21 @@ def test_diagnose_json_with_a_file_name_that_is_not_utf8(tmp_path: Path) -> None
     assert rows[0]["file"].endswith("leaf-\\xff\\xfe.jpg") and rows[0]["verdict"] == "diagnosis"
     assert "broken-\\xff.jpg" in rows[1]["file"] and "error" in rows[1]
     assert rows[2]["verdict"] == "diagnosis"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[quality]\nmax_brightness = 1" + "0" * 400 + "\n", "max_brightness: must be a number of ordinary size"),
+        ("[button]\npin = 1" + "0" * 3900 + "\n", "got an integer too large to be a setting"),
+        ("[device]\nid = " + "[" * 1500 + "]" * 1500 + "\n", "nested too deeply"),
+        ("a" + ".a" * 20_000 + " = 1\n", "characters; a config line has at most 4,000"),
+    ],
+    ids=["int-beyond-float", "3900-digit-int", "arrays-1500-deep", "key-dotted-20000-deep"],
+)
+def test_a_hostile_config_is_a_config_error_not_a_traceback(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(text, encoding="utf-8")
+    outcome = finishes(lambda: load_config(path))
+    assert isinstance(outcome, ConfigError), repr(outcome)
+    assert message in str(outcome) and str(path) in str(outcome)
