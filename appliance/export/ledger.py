@@ -46,12 +46,18 @@ class StickLedger:
         ids: set[str] = set()
         for entry in self.entries:
             name = entry.get("export")
-            if isinstance(name, str) and "/" not in name and name not in ("", ".", "..") and folder.kind(name) == "dir":
-                ids.update(str(i) for i in entry.get("ids", []) if isinstance(i, str))
+            listed = entry.get("ids")
+            if not isinstance(listed, list) or not _plain_name(name) or folder.kind(name) != "dir":
+                continue  # hand-edited or crafted: a NUL in a name, "ids": 5 ... counts as not received
+            ids.update(i for i in listed if isinstance(i, str))
         return ids
 
     def render(self) -> bytes:
         return "".join(json.dumps(e, ensure_ascii=False, separators=(",", ":")) + "\n" for e in self.entries).encode()
+
+
+def _plain_name(name: object) -> bool:
+    return isinstance(name, str) and name not in ("", ".", "..") and "/" not in name and "\0" not in name
 
 
 def read_ledger(device_folder: Folder) -> StickLedger:
@@ -65,7 +71,7 @@ def read_ledger(device_folder: Folder) -> StickLedger:
             continue
         try:
             entry = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: a crafted line of 100,000 nested [
             ledger.unreadable_lines += 1
             continue
         if isinstance(entry, dict):

@@ -15,7 +15,6 @@ import errno
 import hashlib
 import os
 import secrets
-import shutil
 import stat
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -39,6 +38,23 @@ def check_name(name: str) -> str:
     if not isinstance(name, str) or name in ("", ".", "..") or "/" in name or "\0" in name:
         raise ValueError(f"{name!r} is not a plain file name")
     return name
+
+
+def _open_dir(name: str, dir_fd: int) -> int:
+    return os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+
+
+def _is_dir(name: str, dir_fd: int) -> bool:
+    return stat.S_ISDIR(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode)
+
+
+def _free_name(dir_fd: int) -> str:
+    while True:
+        name = f".rm-{secrets.token_hex(6)}"
+        try:
+            os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return name
 
 
 def is_temp_name(name: str) -> bool:
@@ -226,10 +242,35 @@ class Folder:
         os.rename(check_name(old), new, src_dir_fd=self.fd, dst_dir_fd=self.fd)
 
     def remove_tree(self, name: str) -> None:
-        """Delete a folder we made, fd-relative all the way down (links inside are unlinked, not followed)."""
-        if self.kind(name) == "dir":
-            shutil.rmtree(check_name(name), dir_fd=self.fd)
-            self.sync()
+        """Delete a folder we made, fd-relative all the way down (links inside are unlinked, not followed).
+
+        No recursion, at most two folders open: each sub-folder's own folders are first moved up
+        into the top one. shutil.rmtree recurses, and a crafted stick with a folder 3,000 levels deep
+        stopped the export with a RecursionError.
+        """
+        if self.kind(name) != "dir":
+            return
+        top = _open_dir(check_name(name), self.fd)
+        try:
+            while entries := os.listdir(top):
+                for entry in entries:
+                    if not _is_dir(entry, top):
+                        os.unlink(entry, dir_fd=top)
+                        continue
+                    sub = _open_dir(entry, top)
+                    try:
+                        for inner in os.listdir(sub):
+                            if _is_dir(inner, sub):  # up one level, under a name not used in the top folder
+                                os.rename(inner, _free_name(top), src_dir_fd=sub, dst_dir_fd=top)
+                            else:
+                                os.unlink(inner, dir_fd=sub)
+                    finally:
+                        os.close(sub)
+                    os.rmdir(entry, dir_fd=top)
+        finally:
+            os.close(top)
+        os.rmdir(name, dir_fd=self.fd)
+        self.sync()
 
     def remove_file(self, name: str) -> None:
         with contextlib.suppress(FileNotFoundError):

@@ -405,3 +405,45 @@ def test_csv_cells_are_text_a_spreadsheet_opens(store: SqliteStore, data_dir: Pa
     (header, row) = list(csv.reader(io.StringIO(text)))
     assert len(header) == len(row) == len(CSV_HEADER)
     assert row[1].endswith("Z") and datetime.fromisoformat(row[1]).tzinfo is not None
+
+
+def test_a_leftover_folder_thousands_of_levels_deep_is_removed(store: SqliteStore, data_dir: Path, stick: Path) -> None:
+    """shutil.rmtree recursed: a crafted .partial folder 3,000 levels deep stopped the export with RecursionError."""
+    fill(store, 1)
+    partial = stick / "leaf-appliance" / "pi-07" / "2024-01-01T00-00-00Z.partial"
+    partial.mkdir(parents=True)
+    fd = os.open(partial, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for level in range(3000):  # relative steps: the full path would pass PATH_MAX
+            os.mkdir("d", dir_fd=fd)
+            if level % 500 == 0:
+                with open(os.open("f.jpg", os.O_WRONLY | os.O_CREAT, dir_fd=fd), "wb") as f:
+                    f.write(b"x")
+            inner = os.open("d", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+            os.close(fd)
+            fd = inner
+    finally:
+        os.close(fd)
+    report = exporter(store, data_dir).run(stick)
+    assert report.rows == 1 and not partial.exists()
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        '{"export": "x\\u0000y", "ids": ["a"]}',  # a NUL in the folder name
+        '{"export": "2024-01-01T00-00-00Z", "ids": 5}',
+        "[" * 100_000,  # nested past the JSON parser's recursion limit
+        '{"export": ["not", "a", "name"], "ids": []}',
+    ],
+    ids=["nul-in-name", "ids-not-a-list", "nested-100000", "name-not-a-string"],
+)
+def test_a_crafted_ledger_line_is_skipped_and_the_export_goes_on(
+    store: SqliteStore, data_dir: Path, stick: Path, line: str
+) -> None:
+    ids = fill(store, 2)
+    device = stick / "leaf-appliance" / "pi-07"
+    (device / "2024-01-01T00-00-00Z").mkdir(parents=True)
+    (device / "ledger.jsonl").write_text(line + "\n", encoding="utf-8")
+    report = exporter(store, data_dir).run(stick)
+    assert report.rows == 2 and set(ids) <= {r["id"] for r in read_csv(report.export_dir / "diagnoses.csv")}
