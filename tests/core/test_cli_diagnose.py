@@ -85,7 +85,7 @@ def test_bad_files_are_reported_per_file_and_the_batch_goes_on(tmp_path, capsys)
     assert "empty" in errors["empty.jpg"]
     assert "too large" in errors["huge.jpg"]
     assert "cannot read" in errors["does-not-exist.jpg"]
-    assert "not a readable image" in errors["notes.txt"]
+    assert "not a photo" in errors["notes.txt"]
     hostile = [r for r in rows if "leaf\nname" in r["file"]]
     assert hostile and hostile[0]["verdict"] == "diagnosis"
 

@@ -84,7 +84,7 @@ def test_exif_orientation_is_applied():
     ("data", "words"),
     [
         (b"", "empty"),
-        (b"this is not an image at all", "not a readable image"),
+        (b"this is not an image at all", "not a photo"),
         (b"\xff\xd8\xff\xe0" + b"\x00" * 64, "not a readable image"),
     ],
 )
@@ -116,3 +116,23 @@ def test_folder_and_missing_file(tmp_path):
         read_image(tmp_path)
     with pytest.raises(ImageError, match="cannot read"):
         read_image(tmp_path / "nope.jpg")
+
+
+def test_formats_no_camera_writes_are_refused_before_decoding() -> None:
+    """A 3 MB Radiance .hdr of 7000x7000 took 793 MB to decode; no camera or phone writes one."""
+    ok, hdr = cv2.imencode(".hdr", np.ones((64, 64, 3), np.float32))
+    assert ok
+    with pytest.raises(ImageError, match="not a photo"):
+        decode_image(hdr.tobytes(), "x.hdr")
+
+
+def test_a_jpeg_of_thousands_of_scans_is_refused_before_decoding() -> None:
+    """20,000 scans in 808 KB took 25 s to decode and blocked the button loop as long."""
+    photo = np.random.default_rng(1).integers(0, 255, (64, 64, 3), np.uint8)
+    ok, progressive = cv2.imencode(".jpg", photo, [cv2.IMWRITE_JPEG_PROGRESSIVE, 1])
+    assert ok and decode_image(progressive.tobytes()).shape == (64, 64, 3)  # an ordinary one is fine
+    data = progressive.tobytes()
+    at = data.rindex(b"\xff\xda")
+    bomb = data[:at] + data[at:-2] * 200 + b"\xff\xd9"  # the last scan repeated
+    with pytest.raises(ImageError, match="scans"):
+        decode_image(bomb, "bomb.jpg")
