@@ -25,10 +25,11 @@ def test_cover_scales_without_stretching_and_crops_the_middle() -> None:
     assert stripe.min() >= 170 and stripe.max() <= 230  # still centred, 4x wider: not stretched sideways only
 
 
-def test_the_screen_preview_fits_the_display_and_keeps_the_shape() -> None:
+def test_the_screen_preview_is_the_centre_square_as_large_as_a_screen_draws_it() -> None:
     frame = np.zeros((1296, 2304, 3), np.uint8)
+    frame[:, 1100:1200] = 255  # a stripe in the middle survives, the edges are cropped away
     preview = screen_preview(frame, (480, 320))
-    assert preview.shape == (270, 480, 3)
+    assert preview.shape == (160, 160, 3) and preview[:, 76:84].mean() > 200 and preview[:, :60].max() == 0
     small = np.zeros((48, 64, 3), np.uint8)
     copy = screen_preview(small, (480, 320))
-    assert copy.shape == small.shape and copy is not small
+    assert copy.shape == (48, 48, 3) and not np.shares_memory(copy, small)
