@@ -21,6 +21,7 @@ from leaf_wire import protocol
 
 _TEXT_MAX = 200
 _JSON_MAX = 16 * 1024
+_PHOTO_BYTES_MAX = 2**40  # a photo's size in bytes; PostgreSQL's bigint ends at 2**63 - 1
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _DEVICE_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _KNOWN = {*protocol.RECORD_COLUMNS, protocol.THUMBNAIL_FIELD, protocol.PHOTO_FIELD}
@@ -79,10 +80,15 @@ def parse_batch(body: bytes, device_id: str) -> tuple[list[ValidRecord], list[Re
         raise BadBatch(f"the body is not UTF-8 (bad byte at offset {exc.start})") from None
     except json.JSONDecodeError as exc:
         raise BadBatch(f"the body is not JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from None
+    except RecursionError:
+        raise BadBatch("the body is nested too deeply to be a batch") from None
+    except ValueError as exc:  # e.g. an integer of more than 4,300 digits
+        raise BadBatch(f"the body holds a value no record has: {exc}"[:200]) from None
     if not isinstance(payload, dict) or not isinstance(payload.get("records"), list):
         raise BadBatch('the body must be a JSON object {"schema": 1, "records": [...]}')
-    if payload.get("schema") != protocol.SCHEMA_VERSION:
-        raise BadBatch(f"unsupported schema {payload.get('schema')!r}; this collector speaks schema 1")
+    schema = payload.get("schema")
+    if type(schema) is not int or schema != protocol.SCHEMA_VERSION:  # true == 1 in Python: not a schema
+        raise BadBatch(f"unsupported schema {schema!r:.40}; this collector speaks schema 1")
     records = payload["records"]
     if len(records) > protocol.MAX_RECORDS_PER_BATCH:
         raise BadBatch(f"{len(records)} records in one batch; send at most {protocol.MAX_RECORDS_PER_BATCH}")
@@ -188,7 +194,18 @@ def _text(raw: dict[str, Any], key: str, *, empty_ok: bool = False) -> str:
         raise _Refused(f"{key} must not be empty")
     if len(value) > _TEXT_MAX or "\x00" in value:
         raise _Refused(f"{key} must be at most {_TEXT_MAX} characters without NUL")
+    if not _is_unicode(value):
+        raise _Refused(f"{key} holds an unpaired surrogate (\\ud800-\\udfff): not text PostgreSQL can store")
     return value
+
+
+def _is_unicode(text: str) -> bool:
+    """False for a lone surrogate, which JSON allows (\\ud800) but UTF-8 and PostgreSQL do not."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _optional_text(raw: dict[str, Any], key: str) -> str | None:
@@ -208,8 +225,8 @@ def _probability(value: Any) -> float | None:
 def _count(value: Any) -> int | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise _Refused("photo_bytes must be a non-negative whole number or null")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _PHOTO_BYTES_MAX:
+        raise _Refused(f"photo_bytes must be a whole number from 0 to {_PHOTO_BYTES_MAX} or null")
     return value
 
 
@@ -221,7 +238,14 @@ def _json(raw: dict[str, Any], key: str, kind: type) -> str:
 
 
 def _dumps(value: Any, what: str) -> str:
-    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    try:
+        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    except ValueError:  # NaN, Infinity or 1e400 (which JSON reads as infinity): jsonb refuses them
+        raise _Refused(f"{what} must hold finite numbers only (no NaN or Infinity)") from None
+    except RecursionError:
+        raise _Refused(f"{what} is nested too deeply") from None
+    if not _is_unicode(text):
+        raise _Refused(f"{what} holds an unpaired surrogate (\\ud800-\\udfff): not text PostgreSQL can store")
     if len(text) > _JSON_MAX or "\\u0000" in text:
         raise _Refused(f"{what} must be at most {_JSON_MAX} characters of JSON without NUL")
     return text

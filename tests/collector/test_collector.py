@@ -22,31 +22,9 @@ from tests.helpers.collector import (
     in_process_collector,
     issue_token,
     print_counts,
+    record,
     require_collector_packages,
 )
-
-
-def record(device_id: str, n: int = 0, **changes: Any) -> dict[str, Any]:
-    row = {
-        "id": str(uuid.uuid4()),
-        "created_at": f"2025-06-0{1 + n % 9}T10:{n % 60:02d}:00.000Z",
-        "device_id": device_id,
-        "model_version": "leafnet-1",
-        "model_sha256": "ab" * 32,
-        "verdict": "diagnosis",
-        "reason": None,
-        "top1_slug": "tomato_late_blight",
-        "top1_probability": 0.91,
-        "crop": "Tomato",
-        "condition": "Late blight",
-        "topk": [{"slug": "tomato_late_blight", "probability": 0.91}],
-        "quality": {"brightness": 120.0},
-        "latency": {"inference_ms": 31.0},
-        "photo_sha256": "",
-        "photo_bytes": None,
-    }
-    row.update(changes)
-    return row
 
 
 def push(server, token: str, records: list[dict[str, Any]]) -> tuple[int, dict[str, Any]]:
@@ -213,6 +191,22 @@ def test_every_malformed_record_is_named_and_nothing_is_stored(collector, dsn: s
     assert "topk must be a JSON array" in reasons[5]
     assert "not a JPEG" in reasons[6]
     assert "JSON object" in reasons[7]
+    assert db_counts(dsn)["rows"] == 0
+
+
+def test_values_postgresql_cannot_store_get_400_not_500(collector, dsn: str) -> None:
+    """NaN, a bigint overflow, a lone surrogate reached PostgreSQL and came back as 500s."""
+    token = issue_token(dsn, "pi-01")
+    bad = [
+        record("pi-01", 1, quality={"brightness": float("nan")}),
+        record("pi-01", 2, photo_bytes=2**63),
+        record("pi-01", 3, crop="\ud800"),
+    ]
+    for one in bad:
+        status, reply = push(collector, token, [record("pi-01"), one])
+        assert status == 400 and reply["errors"][0]["index"] == 1, reply
+    status, _, reply = call(collector.url + protocol.API_PATH, b'{"schema": true, "records": []}', token)
+    assert status == 400 and "unsupported schema" in json.loads(reply)["error"]
     assert db_counts(dsn)["rows"] == 0
 
 

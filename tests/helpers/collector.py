@@ -15,8 +15,10 @@ import socket
 import threading
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -218,3 +220,27 @@ def call(url: str, body: bytes | None = None, token: str | None = None, method: 
             return response.status, response.headers, response.read()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.headers, exc.read()
+
+
+def record(device_id: str, n: int = 0, **changes: Any) -> dict[str, Any]:
+    """One valid wire record of `device_id` (the n-th: its own time), with `changes` applied."""
+    row = {
+        "id": str(uuid.uuid4()),
+        "created_at": f"2025-06-0{1 + n % 9}T10:{n % 60:02d}:00.000Z",
+        "device_id": device_id,
+        "model_version": "leafnet-1",
+        "model_sha256": "ab" * 32,
+        "verdict": "diagnosis",
+        "reason": None,
+        "top1_slug": "tomato_late_blight",
+        "top1_probability": 0.91,
+        "crop": "Tomato",
+        "condition": "Late blight",
+        "topk": [{"slug": "tomato_late_blight", "probability": 0.91}],
+        "quality": {"brightness": 120.0},
+        "latency": {"inference_ms": 31.0},
+        "photo_sha256": "",
+        "photo_bytes": None,
+    }
+    row.update(changes)
+    return row
