@@ -16,6 +16,7 @@ import ssl
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -44,6 +45,21 @@ class CollectorInterrupted(CollectorError):
     """The connection broke after the batch was sent; the collector may have stored it (a retry is safe)."""
 
     summary = "interrupted"
+
+
+_CERT_TIME_CODES = (9, 10)  # X509_V_ERR_CERT_NOT_YET_VALID, X509_V_ERR_CERT_HAS_EXPIRED
+EARLIEST_PLAUSIBLE_YEAR = 2026  # this software did not exist before: a clock showing earlier is wrong
+
+
+def clock_problem(now: datetime | None = None) -> str:
+    """Why this machine's clock cannot be right, or "" when it may be."""
+    moment = now or datetime.now(UTC)
+    if moment.year < EARLIEST_PLAUSIBLE_YEAR:
+        return (
+            f"this device's clock says {moment:%Y-%m-%d}, which cannot be right: let it reach a time server "
+            f"(NTP) or fit a real-time clock, then sync again"
+        )
+    return ""
 
 
 class CollectorTLSError(CollectorError):
@@ -137,11 +153,13 @@ class CollectorClient:
         ca_file: Path | None = None,
         timeout_s: float = 20.0,
         user_agent: str = "leaf-wire",
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.base_url = url.rstrip("/")
         self._token = token
         self.timeout_s = timeout_s
         self.user_agent = user_agent
+        self._clock = clock  # a Pi without network time or a clock battery thinks it is 1970
         handlers: list[urllib.request.BaseHandler] = [_NoRedirect()]
         if self.base_url.startswith("https://"):
             context = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
@@ -223,6 +241,10 @@ class CollectorClient:
     def _connection_error(self, reason: object, *, sent: bool) -> CollectorError:
         where = self.base_url
         if isinstance(reason, ssl.SSLCertVerificationError):
+            if reason.verify_code in _CERT_TIME_CODES and (clock := clock_problem(self._clock())):
+                # A Pi without network time or a clock battery boots in 1970: every certificate looks
+                # "not yet valid", and a CA file would not help.
+                return CollectorTLSError(f"cannot check the TLS certificate of {where}: {clock}")
             return CollectorTLSError(
                 f"the TLS certificate of {where} is not trusted ({reason.verify_message}); if the collector uses "
                 f"its own CA, put that CA's PEM file in sync.ca_file"

@@ -359,3 +359,17 @@ def test_the_load_tests_thumbnail_is_the_one_a_device_makes_of_the_first_sample(
     from leaf_collector.loadtest import sample_thumbnail
 
     assert make_thumbnail(sample_paths()[0].read_bytes()) == sample_thumbnail()
+
+
+def test_a_certificate_rejected_for_its_dates_on_a_1970_clock_says_to_fix_the_clock() -> None:
+    """A Pi without network time boots in 1970: the advice to install a CA file was the wrong fix."""
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    failure = ssl.SSLCertVerificationError(1, "certificate verify failed")
+    failure.verify_code, failure.verify_message = 9, "certificate is not yet valid"
+    wrong_clock = CollectorClient("https://base.example.org", "leaf_x", clock=lambda: epoch)
+    message = str(wrong_clock._connection_error(failure, sent=False))
+    assert "clock says 1970-01-01" in message and "ca_file" not in message
+    right_clock = CollectorClient("https://base.example.org", "leaf_x")
+    assert "sync.ca_file" in str(right_clock._connection_error(failure, sent=False))
+    failure.verify_code = 19  # self-signed certificate: a CA file is the fix, whatever the clock says
+    assert "sync.ca_file" in str(wrong_clock._connection_error(failure, sent=False))
