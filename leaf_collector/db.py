@@ -34,13 +34,18 @@ class ForeignIds(Exception):
         self.errors = errors
 
 
-_INSERT_DIAGNOSES = """
+# A device clock is not believed when it puts a record more than a day after its arrival, or
+# before this software existed (a Pi without network time boots in 1970).
+CLOCK_RULE = "u.created_at > now() + interval '1 day' OR u.created_at < timestamptz '2024-01-01 00:00:00+00'"
+
+_INSERT_DIAGNOSES = f"""
 INSERT INTO diagnoses (id, device_id, created_at, model_version, model_sha256, verdict, reason, top1_slug,
                        top1_probability, crop, condition, crops, topk, quality, latency, photo_sha256, photo_bytes,
-                       extra)
+                       extra, clock_suspect, sort_at)
 SELECT u.id, %(device_id)s, u.created_at, u.model_version, u.model_sha256, u.verdict, u.reason, u.top1_slug,
        u.top1_probability, u.crop, u.condition, u.crops::jsonb, u.topk::jsonb, u.quality::jsonb, u.latency::jsonb,
-       u.photo_sha256, u.photo_bytes, u.extra::jsonb
+       u.photo_sha256, u.photo_bytes, u.extra::jsonb,
+       ({CLOCK_RULE}), CASE WHEN {CLOCK_RULE} THEN now() ELSE u.created_at END
 FROM unnest(%(id)s::uuid[], %(created_at)s::timestamptz[], %(model_version)s::text[], %(model_sha256)s::text[],
             %(verdict)s::text[], %(reason)s::text[], %(top1_slug)s::text[], %(top1_probability)s::float8[],
             %(crop)s::text[], %(condition)s::text[], %(crops)s::text[], %(topk)s::text[], %(quality)s::text[],
@@ -206,6 +211,7 @@ CSV_COLUMNS = (
     "photo_sha256",
     "has_thumbnail",
     "has_photo",
+    "clock_suspect",  # true: the device's clock could not be right; created_at is as it sent it
 )
 
 CSV_QUERY = """
@@ -213,8 +219,8 @@ SELECT d.id, d.created_at, d.received_at, d.device_id, d.verdict, d.reason, d.cr
        array_to_string(ARRAY(SELECT jsonb_array_elements_text(d.crops)), ', '), d.top1_slug, d.top1_probability,
        d.model_version, d.model_sha256, d.photo_sha256,
        EXISTS (SELECT 1 FROM photos p WHERE p.diagnosis_id = d.id AND p.kind = 'thumbnail'),
-       EXISTS (SELECT 1 FROM photos p WHERE p.diagnosis_id = d.id AND p.kind = 'full')
-FROM diagnoses d ORDER BY d.created_at, d.id
+       EXISTS (SELECT 1 FROM photos p WHERE p.diagnosis_id = d.id AND p.kind = 'full'), d.clock_suspect
+FROM diagnoses d ORDER BY d.sort_at, d.id
 """
 
 
@@ -325,9 +331,10 @@ def _overview(conn: psycopg.Connection, days: int) -> dict[str, Any]:
 def _latest(conn: psycopg.Connection, limit: int) -> list[dict[str, Any]]:
     cur = conn.execute(
         """
-        SELECT d.id, d.created_at, d.device_id, d.verdict, d.reason, d.crop, d.condition, d.top1_probability,
+        SELECT d.id, d.created_at, d.received_at, d.clock_suspect, d.device_id, d.verdict, d.reason, d.crop,
+               d.condition, d.top1_probability,
                EXISTS (SELECT 1 FROM photos p WHERE p.diagnosis_id = d.id AND p.kind = 'thumbnail') AS has_thumbnail
-        FROM diagnoses d ORDER BY d.created_at DESC, d.id LIMIT %s
+        FROM diagnoses d ORDER BY d.sort_at DESC, d.id LIMIT %s
         """,
         (limit,),
     )

@@ -80,9 +80,24 @@ UPDATE diagnoses SET crops = extra -> 'crops', extra = nullif(extra - 'crops', '
     WHERE extra ? 'crops' AND jsonb_typeof(extra -> 'crops') = 'array';
 """
 
+# A record's time is the device's clock. A Pi that booted without network time may say 1970 or
+# 2099: such a record is kept as sent but flagged, and sorted by when it arrived (sort_at), so it
+# neither tops "Latest" forever nor never shows. The rule is the collector's: see db.CLOCK_RULE.
+_V3 = """
+ALTER TABLE diagnoses ADD COLUMN clock_suspect boolean NOT NULL DEFAULT false;
+ALTER TABLE diagnoses ADD COLUMN sort_at timestamptz;
+UPDATE diagnoses SET clock_suspect = (created_at > received_at + interval '1 day'
+                                      OR created_at < timestamptz '2024-01-01 00:00:00+00');
+UPDATE diagnoses SET sort_at = CASE WHEN clock_suspect THEN received_at ELSE created_at END;
+ALTER TABLE diagnoses ALTER COLUMN sort_at SET NOT NULL;
+ALTER TABLE diagnoses ALTER COLUMN sort_at SET DEFAULT now();  -- a row inserted without one sorts by arrival
+CREATE INDEX diagnoses_sort_at ON diagnoses (sort_at DESC);
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "devices, diagnoses and photos", _V1),
     Migration(2, "verdict 'unknown' and the crops a diagnosis chose among", _V2),
+    Migration(3, "records whose device clock cannot be right: flagged, sorted by arrival", _V3),
 )
 
 _LEDGER = """

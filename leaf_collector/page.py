@@ -144,7 +144,10 @@ def render_page(overview: dict[str, Any], latest: list[dict[str, Any]], *, days:
         )
         what = _result(d)
         probability = f"{d['top1_probability'] * 100:.0f}%" if d["top1_probability"] is not None else ""
-        latest_rows.append([thumb, escape(iso(d["created_at"])), escape(d["device_id"]), what, probability])
+        when = escape(iso(d["created_at"]))
+        if d["clock_suspect"]:  # kept as sent, sorted by arrival
+            when = f'{when}<br><span class="unknown">device clock wrong: arrived {escape(iso(d["received_at"]))}</span>'
+        latest_rows.append([thumb, when, escape(d["device_id"]), what, probability])
     latest_table = _table(
         "latest", ["Photo", "Time (UTC)", "Device", "Result", "Confidence"], latest_rows, {4}, "No diagnoses yet."
     )

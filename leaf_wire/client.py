@@ -48,7 +48,7 @@ class CollectorInterrupted(CollectorError):
 
 
 _CERT_TIME_CODES = (9, 10)  # X509_V_ERR_CERT_NOT_YET_VALID, X509_V_ERR_CERT_HAS_EXPIRED
-EARLIEST_PLAUSIBLE_YEAR = 2026  # this software did not exist before: a clock showing earlier is wrong
+EARLIEST_PLAUSIBLE_YEAR = 2024  # this software did not exist before: a clock showing earlier is wrong
 
 
 def clock_problem(now: datetime | None = None) -> str:

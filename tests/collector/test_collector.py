@@ -390,3 +390,27 @@ sys.exit(main(["serve", "--dsn", "postgresql://x@127.0.0.1/x"]))
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert result.returncode == 2, result.stderr
     assert "pip install ./leaf_collector" in result.stderr
+
+
+def test_a_device_clock_that_cannot_be_right_is_flagged_and_sorted_by_arrival(collector, dsn: str) -> None:
+    """A Pi at 2099 topped "Latest" forever and one at 1970 never appeared; both are kept as sent."""
+    token = issue_token(dsn, "pi-01")
+    future = record("pi-01", 1, created_at="2099-01-01T00:00:00.000Z", crop="Future")
+    past = record("pi-01", 2, created_at="1970-01-01T00:00:00.000Z", crop="Past")
+    normal = [record("pi-01", 3, created_at=f"2026-11-3{n}T10:00:00.000Z", crop=f"Now{n}") for n in (0,)]
+    assert push(collector, token, [future, past, *normal])[0] == 200
+    status, _, body = call(collector.url + "/")
+    html = body.decode()
+    latest = html[html.index('id="latest"') :]
+    assert status == 200 and latest.count("device clock wrong") == 2
+    assert "2099-01-01T00:00:00.000Z" in latest and "1970-01-01T00:00:00.000Z" in latest  # kept as sent
+    # sorted by arrival: both just arrived, so both come before the record from 30 November
+    assert max(latest.index("Future"), latest.index("Past")) < latest.index("Now0")
+    status, _, body = call(collector.url + "/diagnoses.csv")
+    rows = {r["crop"]: r for r in csv.DictReader(io.StringIO(body.decode("utf-8-sig")))}
+    assert (rows["Future"]["clock_suspect"], rows["Past"]["clock_suspect"], rows["Now0"]["clock_suspect"]) == (
+        "true",
+        "true",
+        "false",
+    )
+    assert rows["Future"]["created_at"].startswith("2099-01-01")
