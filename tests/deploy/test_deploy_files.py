@@ -324,3 +324,15 @@ def test_wheelhouse_constraints_match_the_role(defaults: dict[str, object]) -> N
     constraints = re.search(r"printf '%s\\n' (.+?) >\"\$constraints\"", script)
     assert constraints, "build-wheelhouse.sh no longer writes its constraints with printf"
     assert shlex.split(constraints.group(1)) == defaults["leaf_appliance_pip_constraints"]
+
+
+def test_preflight_checks_each_host_with_its_own_variables() -> None:
+    """A model or wheel per district failed preflight: run_once stat'ed the first host's file for its whole batch."""
+    tasks = REPO / "deploy" / "roles" / "leaf_appliance" / "tasks"
+    offending = [
+        f"{path.name}: {block.splitlines()[0]}"
+        for path in sorted(tasks.glob("*.yml"))
+        for block in path.read_text(encoding="utf-8").split("\n- ")
+        if "run_once" in block and "leaf_appliance_" in block.split("run_once")[0].split("register:")[0]
+    ]
+    assert offending == []
