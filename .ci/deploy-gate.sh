@@ -61,6 +61,7 @@ need_apt=()
 command -v debootstrap >/dev/null || need_apt+=(debootstrap)
 command -v systemd-analyze >/dev/null || need_apt+=(systemd)
 command -v findmnt >/dev/null || need_apt+=(util-linux)
+command -v ssh >/dev/null || need_apt+=(openssh-client)  # the unreachable-host stage
 /usr/bin/python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3 python3-venv)
 if [[ "$LIVE_SYSTEMD" != 0 ]]; then
     command -v systemd-nspawn >/dev/null || need_apt+=(systemd-container)
@@ -165,6 +166,32 @@ if [[ "$changed2" != 0 ]]; then
     grep -B2 -E '^changed:' "$work/converge2.log" || true
     fail "second converge changed $changed2 task(s): the role is not idempotent"
 fi
+
+section "6b. One host does not answer: the rollout stops before the next batch"
+# The canary batch holds a host nobody answers at (a closed SSH port); the converged root is in
+# the next batch. The play must fail, and not run a single role task on the root.
+cat >"$work/inventory-unreachable.yml" <<EOF
+---
+leaf_appliances:
+  hosts:
+    ci-unreachable:
+      ansible_connection: ssh
+      ansible_host: 127.0.0.1
+      ansible_port: 1
+    ci-chroot:
+      ansible_connection: community.general.chroot
+      ansible_host: $root
+      ansible_python_interpreter: /usr/bin/python3
+EOF
+status=0
+converge "$work/inventory-unreachable.yml" -e leaf_appliance_reach_timeout_s=5 >"$work/unreachable.log" 2>&1 || status=$?
+grep -A4 'PLAY RECAP' "$work/unreachable.log" || true
+((status != 0)) || { cat "$work/unreachable.log"; fail "the play succeeded with a host that does not answer"; }
+if grep -q 'TASK \[leaf_appliance' "$work/unreachable.log"; then
+    cat "$work/unreachable.log"
+    fail "role tasks ran although a host of the rollout does not answer"
+fi
+echo "unreachable host: the play stopped (exit $status) before any role task ran"
 
 # --------------------------------------------------------------------------------------------
 section "7. Verify the installed appliance"
