@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from .bench import _cores, _cpu_name
+from .config import load_config
 from .hardware.sim_button import send_press
 
 STAGES = ("capture_ms", "quality_ms", "inference_ms", "commit_ms", "render_ms", "total_ms")
@@ -58,6 +59,7 @@ def run(presses: int, out: Path, model: str | None = None, camera_size: str = ""
             f"[device]\nid = 'bench'\ndata_dir = '{tmpdir / 'data'}'\n[daemon]\nresult_seconds = 2.0\n"
             f"[model]\n{model_line}[camera]\nsimulated_size = '{camera_size}'\n"
         )
+        load_config(cfg)  # a bad --camera-size is a config error here, not a start-up that never gets READY
         notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         notify.bind(str(tmpdir / "notify.sock"))
         notify.settimeout(0.01)

@@ -27,3 +27,14 @@ def test_gate_fails_over_the_line():
     assert zoo_gate({"int8_over_zoo_int8_p50_by_threads": {"1": 1.05, "2": 1.2}}) == [
         "int8 p50 is 1.20x the ONNX-zoo model's at 2 thread(s) (line 1.1)"
     ]
+
+
+def test_bench_appliance_refuses_a_bad_camera_size_before_starting(tmp_path: Path) -> None:
+    import pytest
+
+    from appliance.bench_appliance import run
+    from appliance.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="camera.simulated_size: must be empty"):
+        run(1, tmp_path / "b.json", camera_size="99")
+    assert not (tmp_path / "b.json").exists()
