@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
+
+import pytest
 
 from appliance.bench import ZOO_ENGINE, bench, zoo_gate
+from appliance.bench_appliance import run
+from appliance.errors import ConfigError
 from tests.helpers.paths import MODEL
 
 
@@ -30,11 +35,6 @@ def test_gate_fails_over_the_line():
 
 
 def test_bench_appliance_refuses_a_bad_camera_size_before_starting(tmp_path: Path) -> None:
-    import pytest
-
-    from appliance.bench_appliance import run
-    from appliance.errors import ConfigError
-
-    with pytest.raises(ConfigError, match="camera.simulated_size: must be empty"):
+    with pytest.raises(ConfigError, match=r"camera\.simulated_size: must be empty"):
         run(1, tmp_path / "b.json", camera_size="99")
     assert not (tmp_path / "b.json").exists()
