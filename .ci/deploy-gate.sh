@@ -62,6 +62,7 @@ command -v debootstrap >/dev/null || need_apt+=(debootstrap)
 command -v systemd-analyze >/dev/null || need_apt+=(systemd)
 command -v findmnt >/dev/null || need_apt+=(util-linux)
 command -v ssh >/dev/null || need_apt+=(openssh-client)  # the unreachable-host stage
+command -v openssl >/dev/null || need_apt+=(openssl)  # the collector CA the role installs
 /usr/bin/python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3 python3-venv)
 if [[ "$LIVE_SYSTEMD" != 0 ]]; then
     command -v systemd-nspawn >/dev/null || need_apt+=(systemd-container)
@@ -146,9 +147,15 @@ converge() {  # converge INVENTORY [ansible-playbook options...]
         -e "leaf_appliance_app_wheel=$app_wheel" \
         -e "leaf_appliance_wheelhouse_dir=$work/wheelhouse" \
         -e "leaf_appliance_model_src=$model" \
+        -e "leaf_appliance_sync_ca_file_src=$work/ci-ca.pem" \
         -e "leaf_appliance_device_id=ci-chroot" "$@"
 }
 recap_changed() { grep -E '^ci-chroot +:' "$1" | sed -E 's/.*changed=([0-9]+).*/\1/'; }
+
+# A collector CA for the role to install (the token comes from deploy/ci/chroot-vars.yml).
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj "/CN=ci collector CA" \
+    -keyout "$work/ci-ca.key" -out "$work/ci-ca.pem" >"$work/openssl.log" 2>&1 \
+    || { cat "$work/openssl.log"; fail "openssl could not make the CI collector CA"; }
 
 section "5. Converge (first run)"
 t0=$(date +%s)
@@ -208,6 +215,12 @@ for path in /etc/systemd/system/leaf-appliance.service \
     [[ -e "$root$path" ]] || fail "missing $path"
 done
 echo "files: in place"
+token_stat=$(stat -c '%a %U' "$root/var/lib/leaf-appliance/sync.token") || fail "the sync token was not written"
+[[ "$token_stat" == "600 leaf-appliance" ]] || fail "sync.token is '$token_stat', want '600 leaf-appliance'"
+cmp -s "$work/ci-ca.pem" "$root/etc/leaf-appliance/collector-ca.pem" || fail "the collector CA was not installed"
+grep -qx 'ca_file = "/etc/leaf-appliance/collector-ca.pem"' "$root/etc/leaf-appliance/config.toml" \
+    || fail "config.toml does not point [sync] ca_file at the installed CA"
+echo "sync: token 0600 for leaf-appliance, collector CA installed and in config.toml"
 for unit in leaf-appliance.service leaf-appliance-export@.service 90-leaf-appliance-usb-export.rules; do
     installed=$root/etc/systemd/system/$unit
     [[ $unit == *.rules ]] && installed=$root/etc/udev/rules.d/$unit

@@ -336,3 +336,36 @@ def test_preflight_checks_each_host_with_its_own_variables() -> None:
         if "run_once" in block and "leaf_appliance_" in block.split("run_once")[0].split("register:")[0]
     ]
     assert offending == []
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [{}, {"sync": {"enabled": True, "url": "https://base.example.org"}}],
+    ids=["no-sync-section", "sync-section-given"],
+)
+def test_config_template_points_sync_at_the_installed_ca_file(
+    defaults: dict[str, object], role_vars: dict[str, object], tmp_path: Path, extra: dict
+) -> None:
+    ca = tmp_path / "collector-ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n", encoding="utf-8")
+    variables = {
+        **role_vars,
+        **defaults,
+        "leaf_appliance_model_file": "/opt/leaf-appliance/models/leafnet-int8.onnx",
+        "leaf_appliance_model_expected_sha256": "ab" * 32,
+        "leaf_appliance_config_extra": extra,
+        "leaf_appliance_sync_ca_file_src": "/controller/ca.pem",
+        "leaf_appliance_sync_ca_file": str(ca),
+    }
+    path = tmp_path / "config.toml"
+    path.write_text(render_config_template(variables), encoding="utf-8")
+    config = load_config(path)
+    assert config.sync.ca_file == ca and config.sync.enabled == bool(extra)
+    without = render_config_template({**variables, "leaf_appliance_sync_ca_file_src": ""})
+    assert "ca_file" not in without
+
+
+def test_the_sync_token_is_written_for_the_service_user_only_and_never_logged() -> None:
+    tasks = (REPO / "deploy" / "roles" / "leaf_appliance" / "tasks" / "config.yml").read_text(encoding="utf-8")
+    block = tasks[tasks.index("- name: Write this Pi's sync token") :].split("\n- name:")[0]
+    assert 'mode: "0600"' in block and "no_log: true" in block and "leaf_appliance_user" in block
