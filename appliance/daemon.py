@@ -39,7 +39,7 @@ from .ports import (
     Watchdog,
 )
 from .result import Diagnosis, Verdict
-from .storage_rule import DEFAULT_LIMITS, MIB, StorageLevel, StorageLimits, storage_status
+from .storage_rule import MIB, StorageLevel, StorageLimits, storage_status
 from .vision.jpeg import encode_jpeg
 from .vision.preview import screen_preview
 
@@ -104,8 +104,8 @@ class Appliance:
         notifier: Notifier,
         watchdog: Watchdog | None = None,
         device_id: str,
+        storage: StorageLimits,  # the config's [storage] section: warn and refuse levels
         result_seconds: float = 20.0,
-        storage: StorageLimits = DEFAULT_LIMITS,
         retry_seconds: float = 3.0,
         tick_seconds: float = 0.25,
         on_state: Callable[[State], None] | None = None,

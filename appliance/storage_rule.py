@@ -21,14 +21,6 @@ class StorageLimits(Protocol):
     def refuse_below_mb(self) -> int: ...
 
 
-@dataclass(frozen=True)
-class Limits:
-    """Limits given directly (the config's defaults): for an Appliance built without a config."""
-
-    warn_below_mb: int = 500
-    refuse_below_mb: int = 100
-
-
 MIB = 2**20  # the daemon reads storage.*_mb as MiB
 
 
@@ -70,6 +62,3 @@ def storage_status(free_bytes: int, storage: StorageLimits) -> StorageStatus:
     warn, refuse = storage.warn_below_mb * MIB, storage.refuse_below_mb * MIB
     level = StorageLevel.REFUSE if free_bytes < refuse else StorageLevel.WARN if free_bytes < warn else StorageLevel.OK
     return StorageStatus(level, int(free_bytes), warn, refuse)
-
-
-DEFAULT_LIMITS = Limits()

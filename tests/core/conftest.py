@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from appliance.config import StorageConfig
 from appliance.daemon import Appliance, State
 from appliance.errors import CameraError, ModelError
 from appliance.ports import ExportProgress, LedPattern, ModelInfo, Press
@@ -294,6 +295,7 @@ def rig() -> Iterator[Rig]:
         open_store=lambda: store,
         notifier=notifier,
         device_id="pi-test",
+        storage=StorageConfig(),  # the shipped defaults: warn below 500 MB, refuse below 100 MB
         result_seconds=0.2,
         retry_seconds=0.05,
         tick_seconds=0.01,
