@@ -215,7 +215,8 @@ for path in /etc/systemd/system/leaf-appliance.service \
     [[ -e "$root$path" ]] || fail "missing $path"
 done
 echo "files: in place"
-token_stat=$(stat -c '%a %U' "$root/var/lib/leaf-appliance/sync.token") || fail "the sync token was not written"
+# stat inside the root: its user ids are not this machine's
+token_stat=$(in_root stat -c '%a %U' /var/lib/leaf-appliance/sync.token) || fail "the sync token was not written"
 [[ "$token_stat" == "600 leaf-appliance" ]] || fail "sync.token is '$token_stat', want '600 leaf-appliance'"
 cmp -s "$work/ci-ca.pem" "$root/etc/leaf-appliance/collector-ca.pem" || fail "the collector CA was not installed"
 grep -qx 'ca_file = "/etc/leaf-appliance/collector-ca.pem"' "$root/etc/leaf-appliance/config.toml" \
