@@ -27,7 +27,8 @@ DEFAULT_REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "weights" /
 
 def _sample_tensor(size: int, mean, std) -> np.ndarray:
     from .samples import sample_paths
-    from .vision.preprocess import InputSpec, preprocess, read_image
+    from .vision.decode import read_image
+    from .vision.preprocess import InputSpec, preprocess
 
     return preprocess(read_image(sample_paths()[0]), InputSpec(size, tuple(mean), tuple(std)))
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from . import __version__
 from .errors import ApplianceError, ConfigError, ImageError
-from .vision.preprocess import IMAGE_SUFFIXES
+from .vision.decode import IMAGE_SUFFIXES
 
 
 def _expand(paths: list[str]) -> list[Path]:

@@ -23,7 +23,8 @@ from .ports import Classifier, ModelInfo
 from .probabilities import softmax
 from .result import Diagnosis, Quality, Ranked, RetakeReason, Timings, UnknownReason, Verdict
 from .vision import quality
-from .vision.preprocess import model_view, read_image, to_tensor
+from .vision.decode import read_image
+from .vision.preprocess import model_view, to_tensor
 
 
 def resolve_crops(crops: tuple[str, ...] | list[str] | None, classes: tuple[str, ...]) -> tuple[str, ...]:

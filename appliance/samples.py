@@ -5,7 +5,7 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-from .vision.preprocess import IMAGE_SUFFIXES
+from .vision.decode import IMAGE_SUFFIXES
 
 
 def samples_dir() -> Path:

@@ -11,7 +11,7 @@ import numpy as np
 from appliance.errors import CameraError
 
 from ..errors import ImageError
-from ..vision.preprocess import read_image
+from ..vision.decode import DECODE_BUDGET_S, read_image
 from .closing import Closing
 
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -24,10 +24,17 @@ class SimulatedCamera(Closing):
     fault and recovery paths can be exercised without hardware.
     """
 
-    def __init__(self, folder: Path, loop: bool = True, frame_size: tuple[int, int] | None = None) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        loop: bool = True,
+        frame_size: tuple[int, int] | None = None,
+        decode_budget_s: float = DECODE_BUDGET_S,
+    ) -> None:
         self.folder = Path(folder)
         self.loop = loop
         self.frame_size = frame_size  # (w, h): frames as large as a real camera's, the photo scaled to cover it
+        self.decode_budget_s = decode_budget_s  # a slow photo is a camera error, never a stalled loop
         self.last_path: Path | None = None
         self._files: list[Path] = []
         self._next = 0
@@ -82,7 +89,7 @@ class SimulatedCamera(Closing):
             self._next += 1  # a bad file is skipped on the next capture
             self.last_path = path
         try:
-            image = read_image(path)
+            image = read_image(path, self.decode_budget_s)
         except ImageError as exc:
             raise CameraError(f"simulated camera: cannot use {path.name}: {exc}") from None
         return image if self.frame_size is None else cover(image, *self.frame_size)

@@ -8,7 +8,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from appliance.vision.preprocess import center_square, read_image, resize_square
+from appliance.vision.decode import read_image
+from appliance.vision.preprocess import center_square, resize_square
 
 from .split import Entry
 

@@ -34,7 +34,8 @@ from appliance.classifier import OnnxClassifier
 from appliance.diagnosis import crop_mask, decide, restrict
 from appliance.result import Quality, UnknownReason, Verdict
 from appliance.vision import quality
-from appliance.vision.preprocess import model_view, read_image, to_tensor
+from appliance.vision.decode import read_image
+from appliance.vision.preprocess import model_view, to_tensor
 
 from . import split
 from .calibrate import expected_calibration_error, softmax

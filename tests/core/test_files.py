@@ -13,7 +13,7 @@ from appliance.config import load_config
 from appliance.errors import ConfigError, ImageError
 from appliance.files import FileRefused, read_regular_file
 from appliance.samples import sample_paths
-from appliance.vision.preprocess import read_image
+from appliance.vision.decode import read_image
 
 
 def fifo(tmp_path: Path, name: str) -> Path:

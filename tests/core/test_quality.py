@@ -7,7 +7,8 @@ import numpy as np
 
 from appliance.result import RetakeReason
 from appliance.samples import sample_paths
-from appliance.vision.preprocess import model_view, read_image
+from appliance.vision.decode import read_image
+from appliance.vision.preprocess import model_view
 from appliance.vision.quality import QualityThresholds, measure, problem
 
 T = QualityThresholds()
