@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import textwrap
 from pathlib import Path
 
 from . import __version__
-from .errors import ApplianceError, ConfigError, ImageError
+from .errors import ApplianceError, ApplianceNotRunning, ConfigError, ImageError
 from .vision.decode import IMAGE_SUFFIXES
 
 
@@ -164,6 +165,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     import signal
 
     from .logsetup import setup_logging
+    from .whereabouts import command_flags
     from .wiring import make_appliance
 
     cfg = _config(args)
@@ -178,7 +180,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"  press:    {'Enter = short press (diagnose), l + Enter = long press (export); ' if keyboard else ''}"
             "or `appliance press` in another terminal\n"
             f"  screen:   {cfg.display_out_dir / 'latest.png'} (every frame numbered beside it)\n"
-            f"  records:  {cfg.db_path}  (`appliance history --simulate`)\n"
+            f"  records:  {cfg.db_path}  (`appliance history{command_flags(args.config, args.simulate)}`)\n"
             "  stop:     Ctrl-C",
             file=sys.stderr,
             flush=True,
@@ -188,9 +190,16 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_press(args: argparse.Namespace) -> int:
     from .hardware.sim_button import send_press
+    from .whereabouts import command_flags, not_found
 
     cfg = _config(args)
-    reply = send_press(cfg.control_socket_path, long=args.long, wait=args.wait, timeout=args.timeout)
+    try:
+        reply = send_press(cfg.control_socket_path, long=args.long, wait=args.wait, timeout=args.timeout)
+    except ApplianceNotRunning:
+        raise ApplianceNotRunning(
+            not_found("no appliance listening at", cfg.control_socket_path, cfg, args.simulate)
+            + f"; is `appliance run{command_flags(args.config, args.simulate)}` running?"
+        ) from None
     print(reply)
     return 0 if reply.startswith(("ok", "pong")) else 1
 
@@ -198,13 +207,14 @@ def cmd_press(args: argparse.Namespace) -> int:
 def cmd_history(args: argparse.Namespace) -> int:
     from .store import SqliteStore
     from .store.history import format_csv, format_json, format_table
+    from .whereabouts import not_found
 
     cfg = _config(args)
-    if not cfg.db_path.exists():
-        print(f"no records yet ({cfg.db_path} does not exist)", file=sys.stderr)
+    if not cfg.db_path.exists():  # never created by a read-only command
+        print(f"no records yet: {not_found('no record store at', cfg.db_path, cfg, args.simulate)}", file=sys.stderr)
         return 0
     with SqliteStore.open(cfg.db_path, cfg.data_dir) as store:
-        rows = store.recent(args.limit)
+        rows = store.recent(args.limit or None)
     fmt = format_json if args.json else format_csv if args.csv else format_table
     sys.stdout.write(fmt(rows).rstrip("\n") + "\n")
     return 0
@@ -309,7 +319,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("history", help="list recent diagnoses from the record store")
     _common(p)
-    p.add_argument("-n", "--limit", type=int, default=20)
+    p.add_argument(
+        "-n", "--limit", type=_count, default=20, help="how many of the newest records (default 20; 0 = all of them)"
+    )
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true")
     fmt.add_argument("--csv", action="store_true")
@@ -320,6 +332,17 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.set_defaults(func=cmd_config)
     return ap
+
+
+def _count(text: str) -> int:
+    """A whole number >= 0 for argparse: -5 is a clear usage error, not a traceback."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 (all) or more, got {value}")
+    return value
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -336,3 +359,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # `appliance diagnose --json ... | head`: the reader has what it wanted; end quietly, and keep
+        # Python from printing a second error when it flushes stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # as a shell reports a program ended by SIGPIPE

@@ -61,3 +61,11 @@ class SyncSetupError(ApplianceError):
 
 class DisplayError(ApplianceError):
     """The display device is missing, not writable or in a pixel format we cannot drive."""
+
+
+class GpioError(ApplianceError):
+    """The button or LEDs cannot be driven: no GPIO on this machine, or the pin is taken."""
+
+
+class ApplianceNotRunning(ApplianceError):
+    """No appliance answers on the control socket a command was pointed at."""

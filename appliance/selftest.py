@@ -7,11 +7,14 @@ the service must not hold the camera and pins at the same time: stop it first
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from . import screens
@@ -42,8 +45,23 @@ def _check_model(cfg) -> str:
 
 
 def _check_storage(cfg) -> str:
+    """The record store and its folder, creating neither: a self-test on a laptop must leave no trace."""
+    from .whereabouts import other_place
     from .wiring import open_store
 
+    if not cfg.db_path.exists():
+        folder = cfg.data_dir
+        while not folder.exists() and folder != folder.parent:  # the store is made where it will live
+            folder = folder.parent
+        if not os.access(folder, os.W_OK):
+            raise RuntimeError(
+                f"{cfg.data_dir} cannot be created or written by this user ({folder} is not writable); "
+                f"{other_place(cfg, False)}"
+            )
+        free = shutil.disk_usage(folder).free
+        if storage_status(free, cfg.storage).level is StorageLevel.REFUSE:
+            raise RuntimeError(f"only {free / MIB:.0f} MB free (floor {cfg.storage.refuse_below_mb} MB)")
+        return f"{cfg.db_path}: no records yet (made at first start), {free / MIB:.0f} MB free, writable"
     with open_store(cfg) as store:
         store.check_integrity(full=True)
         room = storage_status(store.free_bytes(), cfg.storage)
@@ -71,9 +89,17 @@ def _check_camera(cfg) -> str:
 def _check_display(cfg) -> str:
     from .wiring import make_display
 
-    with make_display(cfg) as display:
+    with contextlib.ExitStack() as stack:
+        where = ""
+        if cfg.display.kind == "simulated" and not cfg.display_out_dir.is_dir():
+            # The simulated screen is a folder of PNGs: drawn in a temporary one, so a self-test
+            # before the first `appliance run --simulate` leaves nothing behind.
+            scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="leaf-selftest-")))
+            cfg = replace(cfg, display=replace(cfg.display, out_dir=scratch))
+            where = " (in a temporary folder: no simulated screen yet)"
+        display = stack.enter_context(make_display(cfg))
         display.show(screens.render(screens.MessageScreen("Self-test", "Checking the appliance…"), display.size))
-    return f"{cfg.display.kind}: {display.size[0]}x{display.size[1]} frame shown"
+    return f"{cfg.display.kind}: {display.size[0]}x{display.size[1]} frame shown{where}"
 
 
 def _check_leds(cfg, pause: float) -> str:

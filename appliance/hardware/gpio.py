@@ -6,16 +6,50 @@ gpiozero is imported inside the constructors; ``pin_factory`` lets tests pass
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
 from typing import Any
 
+from ..errors import GpioError
 from ..led_codes import LED_CODES, Colour
 from ..ports import LedPattern, Press
 from .closing import Closing
 
 log = logging.getLogger(__name__)
+
+NO_GPIO_HINT = (
+    "This computer has no GPIO that gpiozero can drive: it is not a Raspberry Pi, or the Pi's "
+    "GPIO library (python3-lgpio) is missing from the appliance's environment. The button and "
+    "LEDs need it. To try the appliance here, add --simulate (simulated camera, button, LEDs and "
+    "display); on a Pi, run the technician's provisioning (deploy/TECHNICIAN.md)."
+)
+
+
+@contextlib.contextmanager
+def gpio_devices(what: str) -> Iterator[None]:
+    """Creating gpiozero devices: its pin-factory fallbacks logged once, its errors as GpioError.
+
+    Off a Pi gpiozero warns once per factory it tries and then raises BadPinFactory, which gave
+    a newcomer four warnings and a traceback.
+    """
+    from gpiozero.exc import BadPinFactory, GPIOZeroError, PinFactoryFallback
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", PinFactoryFallback)
+        try:
+            yield
+        except BadPinFactory:
+            raise GpioError(f"{what}: {NO_GPIO_HINT}") from None
+        except GPIOZeroError as exc:
+            raise GpioError(f"{what}: {exc} (is another program using this pin?)") from None
+    for w in caught:
+        if issubclass(w.category, PinFactoryFallback):
+            log.info("gpiozero: %s", w.message)
+        else:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
 
 
 class _Sequencer:
@@ -126,8 +160,9 @@ class GpioLeds(_LedDriver):
         super().__init__(time_scale)
         self._leds: dict[str, Any] = {}
         try:
-            for name, pin in (("green", green), ("amber", amber), ("red", red)):
-                self._leds[name] = LED(pin, active_high=active_high, initial_value=False, pin_factory=pin_factory)
+            with gpio_devices(f"LEDs on GPIO {green}, {amber}, {red}"):
+                for name, pin in (("green", green), ("amber", amber), ("red", red)):
+                    self._leds[name] = LED(pin, active_high=active_high, initial_value=False, pin_factory=pin_factory)
         except Exception:
             self._close_devices()
             raise
@@ -170,7 +205,8 @@ class RgbLeds(_LedDriver):
         from gpiozero import RGBLED
 
         super().__init__(time_scale)
-        self._rgb = RGBLED(red, green, blue, active_high=active_high, pwm=pwm, pin_factory=pin_factory)
+        with gpio_devices(f"RGB LED on GPIO {red}, {green}, {blue}"):
+            self._rgb = RGBLED(red, green, blue, active_high=active_high, pwm=pwm, pin_factory=pin_factory)
         self._colours: dict[str, tuple[float, float, float]] = {
             "green": (0.0, 1.0, 0.0),
             "amber": (1.0, 0.35, 0.0) if pwm else (1.0, 1.0, 0.0),
@@ -215,7 +251,8 @@ class GpioButton(Closing):
 
         self.bounce_s = max(0, bounce_ms) / 1000.0
         self.long_press_s = long_press_s
-        self._button = Button(pin, pull_up=pull_up, bounce_time=self.bounce_s or None, pin_factory=pin_factory)
+        with gpio_devices(f"button on GPIO {pin}"):
+            self._button = Button(pin, pull_up=pull_up, bounce_time=self.bounce_s or None, pin_factory=pin_factory)
         self._on_press: Callable[[Press], object] | None = None
         self._lock = threading.Lock()
         self._settle: threading.Timer | None = None

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
-from ..errors import ApplianceError
+from ..errors import ApplianceError, ApplianceNotRunning
 from ..ports import Press
 from .closing import Closing
 
@@ -273,17 +273,17 @@ def _remove_stale_socket(path: Path) -> None:
 def send_command(socket_path: Path, command: str, timeout: float = 5.0) -> str:
     """Send one command line to a running simulated appliance and return its answer line."""
     path = Path(socket_path)
-    not_running = f"no appliance listening at {path}: is `appliance run --simulate` running?"
+    not_running = f"no appliance listening at {path}"
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.settimeout(timeout)
         try:
             sock.connect(str(path))
         except (FileNotFoundError, ConnectionRefusedError):
-            raise ApplianceError(not_running) from None
+            raise ApplianceNotRunning(not_running) from None
         except PermissionError:
             raise ApplianceError(f"not allowed to use {path}: run as the user that runs the appliance") from None
         except OSError as exc:
-            raise ApplianceError(f"{not_running} ({exc.strerror or exc})") from None
+            raise ApplianceNotRunning(f"{not_running} ({exc.strerror or exc})") from None
         try:
             sock.sendall(command.encode("utf-8") + b"\n")
             reply = b""

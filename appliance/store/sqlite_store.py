@@ -452,8 +452,8 @@ class SqliteStore:
         with self._reader() as db:
             return int(db.execute(f"SELECT count(*) FROM {TABLE}").fetchone()[0])
 
-    def recent(self, limit: int = 20) -> list[dict[str, Any]]:
-        """Newest first, by insertion order: a Pi without a real-time clock may have its time jump back."""
+    def recent(self, limit: int | None = 20) -> list[dict[str, Any]]:
+        """Newest first (None: all), by insertion order: a Pi without a real-time clock may have its time jump back."""
         return self._rows(None, [], "rowid DESC", limit)
 
     def _exists(self, record_id: str) -> bool:

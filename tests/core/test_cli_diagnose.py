@@ -118,3 +118,17 @@ def test_unknown_config_key_stops_with_file_and_key(tmp_path, capsys, flag):
     args = ["--config", cfg, sample_paths()[0]] + ([flag] if flag else [])
     code, _, err = _run(capsys, *args)
     assert code == 2 and str(cfg) in err and "model.threds" in err
+
+
+def test_a_closed_pipe_ends_diagnose_quietly(tmp_path) -> None:
+    """`appliance diagnose --json samples | head -c 100` ended in a BrokenPipeError traceback."""
+    import subprocess
+    import sys
+
+    from appliance.samples import samples_dir
+
+    shell = f"'{sys.executable}' -m appliance diagnose --json '{samples_dir()}' | head -c 100"
+    run = subprocess.run(["bash", "-o", "pipefail", "-c", shell], capture_output=True, text=True, timeout=300)
+    assert run.stdout.startswith('{"file": ') and len(run.stdout) == 100
+    assert "Traceback" not in run.stderr and "BrokenPipe" not in run.stderr, run.stderr
+    assert run.returncode in (0, 141)

@@ -92,4 +92,31 @@ def test_press_without_a_running_appliance(tmp_path, capsys):
     cfg_file = tmp_path / "c.toml"
     cfg_file.write_text(f"[device]\ndata_dir = '{tmp_path}'\n")
     assert main(["press", "--simulate", "--config", str(cfg_file)]) == 2
-    assert "is `appliance run --simulate` running" in capsys.readouterr().err
+    assert f"is `appliance run --config {cfg_file} --simulate` running?" in capsys.readouterr().err
+    assert main(["press", "--config", str(cfg_file)]) == 2  # the config's folder: the other one is named
+    err = capsys.readouterr().err
+    assert "(the config's data folder)" in err and "add --simulate" in err and "Traceback" not in err
+
+
+def test_read_only_commands_create_nothing_and_name_both_places(tmp_path, capsys, monkeypatch):
+    """selftest and history on a laptop created /var/lib/leaf-appliance/diagnoses.sqlite3."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    data = tmp_path / "lib" / "leaf-appliance"
+    cfg_file = tmp_path / "c.toml"
+    cfg_file.write_text(f"[device]\ndata_dir = '{data}'\n")
+    assert main(["history", "--config", str(cfg_file)]) == 0
+    err = capsys.readouterr().err
+    assert f"no record store at {data / 'diagnoses.sqlite3'} (the config's data folder)" in err
+    assert str(tmp_path / "xdg" / "leaf-appliance") in err and "add --simulate" in err
+    main(["selftest", "--simulate", "--non-interactive", "--config", str(cfg_file)])
+    storage = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("storage"))
+    assert PASS in storage and "no records yet (made at first start)" in storage
+    assert not (tmp_path / "lib").exists() and not (tmp_path / "xdg").exists()
+
+
+def test_history_counts_are_checked_and_0_means_all(tmp_path, capsys):
+    cfg_file = tmp_path / "c.toml"
+    cfg_file.write_text(f"[device]\ndata_dir = '{tmp_path}'\n")
+    with contextlib.suppress(SystemExit):
+        main(["history", "--config", str(cfg_file), "-n", "-5"])
+    assert "-n/--limit: must be 0 (all) or more, got -5" in capsys.readouterr().err

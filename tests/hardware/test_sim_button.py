@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from appliance.errors import ApplianceError
+from appliance.errors import ApplianceError, ApplianceNotRunning
 from appliance.hardware.sim_button import SimulatedButton, send_command, send_press
 from appliance.ports import Button, Press
 
@@ -118,7 +118,7 @@ def test_live_socket_and_regular_file_are_not_replaced(running, sock_dir):
 
 
 def test_send_press_without_appliance_says_what_to_do(sock_dir):
-    with pytest.raises(ApplianceError, match=r"no appliance listening at .*appliance run --simulate"):
+    with pytest.raises(ApplianceNotRunning, match=r"no appliance listening at .*missing\.sock"):
         send_press(sock_dir / "missing.sock")
 
 
