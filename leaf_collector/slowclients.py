@@ -63,11 +63,13 @@ class SlowClients:
         return self
 
     def stop(self) -> SlowCounts:
-        self._stop.set()
-        self._thread.join(30)
-        for sock in list(self._socks):
-            self._drop(sock)
-        self._selector.close()
+        """Closes them all (once; a second call only returns the counts)."""
+        if not self._stop.is_set():
+            self._stop.set()
+            self._thread.join(30)
+            for sock in list(self._socks):
+                self._drop(sock)
+            self._selector.close()
         return self.snapshot()
 
     def __enter__(self) -> SlowClients:

@@ -61,3 +61,31 @@ def test_an_idle_keep_alive_connection_is_not_cut_by_the_header_deadline(dsn: st
             assert sock.recv(65536).startswith(b"HTTP/1.1 200")
     finally:
         server.close()
+
+
+def test_the_load_test_fails_on_each_must_show_figure() -> None:
+    from leaf_collector.loadtest import failures
+
+    def result(**changes: object) -> dict:
+        good = {
+            "complete": True,
+            "lost": 0,
+            "rows_in_postgres": 100,
+            "records_sent": 100,
+            "duplicate_rows_in_postgres": 0,
+            "batch_latency_ms": {"p95": 900.0},
+            "slow_connections": {"wanted": 500, "open_when_devices_started": 500},
+            "healthz": {"unanswered": 0},
+        }
+        return good | changes
+
+    assert failures(result(), 5000) == []
+    assert failures(result(batch_latency_ms={"p95": 5001.0}), 5000) == ["batch p95 5001.0 ms is over 5000 ms"]
+    assert failures(result(batch_latency_ms={"p95": 5001.0}), None) == []  # no threshold given: not checked
+    assert failures(result(lost=1, rows_in_postgres=99), None) == ["1 lost; 99 rows for 100 sent"]
+    assert failures(result(duplicate_rows_in_postgres=2), None) == ["2 duplicate rows"]
+    assert failures(result(complete=False), None) == ["not every device finished"]
+    assert failures(result(slow_connections={"wanted": 500, "open_when_devices_started": 80}), None) == [
+        "only 80 of 500 slow connections were open"
+    ]
+    assert failures(result(healthz={"unanswered": 3}), None) == ["3 /healthz probes unanswered"]
