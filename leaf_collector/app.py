@@ -4,6 +4,9 @@ Order of checks on a batch: token (401), the device's request budget (429 + Retr
 size (413 + the limit, before the body is read), JSON and records (400 naming each refused
 record), then one transaction. Every API reply carries `Server-Timing: app;dur=<ms>`, the
 collector's own time, which the load test reports.
+
+AUTH_PATH answers from the headers alone (204 or 401, no request budget taken): nginx's
+auth_request asks it before reading a request's body, so a stranger's 16 MiB is never read.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ _PAGE_HEADERS: Headers = [
     ("Referrer-Policy", "no-referrer"),
 ]
 _RETRY_DB_S = 30
+AUTH_PATH = "/api/v1/auth"  # for the reverse proxy (leaf_collector/nginx.py), not for devices
 
 
 @dataclass(frozen=True)
@@ -88,6 +92,10 @@ class CollectorApp:
             if path == protocol.API_PATH:
                 _allow(method, "POST")
                 status, body = self._receive(environ)
+            elif path == AUTH_PATH:  # any method: nginx's subrequest keeps the original one
+                device = self._token_owner(environ)
+                start_response("204 No Content", [("X-Leaf-Device", device), ("Cache-Control", "no-store")])
+                return []
             elif path == protocol.WHOAMI_PATH:
                 _allow(method, "GET", "HEAD")
                 device = self._authenticate(environ)
@@ -113,6 +121,18 @@ class CollectorApp:
         return _json(start_response, status, body, headers)
 
     def _authenticate(self, environ: dict[str, Any]) -> str:
+        """The token's device, within its request budget (else 401 or 429)."""
+        device = self._token_owner(environ)
+        wait = self.rate.take(device)
+        if wait:
+            raise _Reply(
+                "429 Too Many Requests",
+                {"error": f"too many requests from {device}; retry in {wait:.0f} s"},
+                [("Retry-After", f"{wait:.0f}")],
+            )
+        return device
+
+    def _token_owner(self, environ: dict[str, Any]) -> str:
         scheme, _, token = environ.get("HTTP_AUTHORIZATION", "").partition(" ")
         challenge = [("WWW-Authenticate", 'Bearer realm="leaf-collector"')]
         if scheme.lower() != "bearer" or not token.strip():
@@ -122,13 +142,6 @@ class CollectorApp:
         device = self.db.device_for_token(token.strip())
         if device is None:
             raise _Reply("401 Unauthorized", {"error": "unknown or revoked token"}, challenge)
-        wait = self.rate.take(device)
-        if wait:
-            raise _Reply(
-                "429 Too Many Requests",
-                {"error": f"too many requests from {device}; retry in {wait:.0f} s"},
-                [("Retry-After", f"{wait:.0f}")],
-            )
         return device
 
     def _receive(self, environ: dict[str, Any]) -> tuple[str, dict[str, Any]]:

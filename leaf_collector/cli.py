@@ -1,4 +1,5 @@
-"""`leaf-collector`: serve the fleet API and page, apply migrations, manage device tokens, run the load test.
+"""`leaf-collector`: serve the fleet API and page, apply migrations, manage device tokens, print the nginx
+config that fronts it, run the load test.
 
 The database is named by --dsn or $LEAF_COLLECTOR_DSN (a libpq connection string or URI); the
 environment keeps a password out of the process list. libpq's own PG* variables work too.
@@ -92,6 +93,21 @@ def cmd_token(args: argparse.Namespace) -> int:
         return 0
 
 
+def cmd_nginx_config(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from leaf_collector.nginx import SiteOptions, site_config, standalone_config
+
+    options = SiteOptions(
+        listen=args.listen, upstream=args.upstream, max_body_bytes=int(args.max_request_mb * 1024 * 1024)
+    )
+    if args.standalone:
+        print(standalone_config(Path(args.standalone).resolve(), options), end="")
+    else:
+        print(site_config(options), end="")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="leaf-collector", description="Fleet collector for leaf appliances.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -125,6 +141,18 @@ def build_parser() -> argparse.ArgumentParser:
     revoke.add_argument("device_id")
     with_dsn(token_sub.add_parser("list", help="devices, token state, last contact, records"))
     token.set_defaults(func=cmd_token)
+
+    nginx = sub.add_parser("nginx-config", help="print the nginx site that fronts the collector (docs/collector.md)")
+    nginx.add_argument("--listen", default="80", help="nginx listen address (default 80)")
+    nginx.add_argument("--upstream", default="127.0.0.1:8080", help="the collector's --listen (default 127.0.0.1:8080)")
+    nginx.add_argument(
+        "--max-request-mb",
+        type=float,
+        default=protocol.DEFAULT_MAX_REQUEST_BYTES / 1024 / 1024,
+        help="the collector's --max-request-mb (default 16)",
+    )
+    nginx.add_argument("--standalone", metavar="PREFIX", help="a whole nginx.conf keeping pid, logs, temp under PREFIX")
+    nginx.set_defaults(func=cmd_nginx_config)
 
     sub.add_parser("loadtest", help="benchmark: many simulated devices at once (leaf-collector loadtest --help)")
     return parser

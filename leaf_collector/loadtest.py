@@ -9,11 +9,18 @@ each simulated device is a thread using the device's own client code, so the req
 ones a Pi sends (records with a real JPEG thumbnail). Reported: records/s end to end, the
 devices' request latency and the collector's own time per request (its Server-Timing header),
 and a check that PostgreSQL holds every record exactly once. Only loopback addresses are used.
+
+Hostile clients (issue 11): `--slow-connections 500` holds that many half-sent requests open on
+the public port the whole time (a header line every --slow-interval seconds, reopened whenever
+the server cuts one), `--through-nginx` puts the shipped nginx config in front, and a /healthz
+probe runs once a second. `--max-batch-p95-ms` fails the run when a device's batch (first try to
+acknowledgement, retries included) takes longer at p95. The gate sets the thresholds.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -23,12 +30,15 @@ import threading
 import time
 import urllib.request
 import uuid
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from leaf_collector.errors import CollectorFailure
+from leaf_collector.server import raise_open_files_limit
+from leaf_collector.slowclients import SlowClients
 from leaf_collector.throwaway import ThrowawayPostgres, free_loopback_port
 from leaf_wire import protocol
 from leaf_wire.addresses import is_loopback_host
@@ -45,6 +55,7 @@ class DeviceResult:
     stored: int = 0
     duplicates: int = 0
     latencies_ms: list[float] = field(default_factory=list)
+    batch_ms: list[float] = field(default_factory=list)  # first try to acknowledgement, retries included
     server_ms: list[float] = field(default_factory=list)
     throttled: int = 0
     errors: list[str] = field(default_factory=list)
@@ -113,6 +124,7 @@ def run_device(
         ids = [r["id"] for r in rows]
         parts = [encode_record(protocol.record_from_row(r, thumbnail=thumbnail)) for r in rows]
         result.sent_ids.update(ids)
+        batch_started = time.perf_counter()
         while True:
             if time.monotonic() > deadline:
                 result.errors.append("time limit reached")
@@ -129,6 +141,7 @@ def run_device(
                     return
                 time.sleep(0.5)
         result.latencies_ms.append(reply.request_ms)
+        result.batch_ms.append((time.perf_counter() - batch_started) * 1000.0)
         if reply.server_ms is not None:
             result.server_ms.append(reply.server_ms)
         result.acknowledged += len(reply.statuses)
@@ -136,6 +149,52 @@ def run_device(
         result.duplicates += reply.duplicates
         made += len(rows)
     result.complete = True
+
+
+class HealthProbe:
+    """GET /healthz once a second on the public port: the request issue 11 saw go unanswered."""
+
+    def __init__(self, url: str, timeout_s: float = 10.0) -> None:
+        self.url, self.timeout_s = url + protocol.HEALTH_PATH, timeout_s
+        self.latencies_ms: list[float] = []
+        self.failures: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="health-probe", daemon=True)
+
+    def __enter__(self) -> HealthProbe:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(self.timeout_s + 5)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            started = time.perf_counter()
+            try:
+                with urllib.request.urlopen(self.url, timeout=self.timeout_s) as response:
+                    response.read()
+                self.latencies_ms.append((time.perf_counter() - started) * 1000.0)
+            except OSError as exc:
+                self.failures.append(str(exc))
+            self._stop.wait(1.0)
+
+
+@contextlib.contextmanager
+def _public_port(args: argparse.Namespace, collector_port: int, log_path: Path) -> Iterator[tuple[int, str]]:
+    """The port devices and attackers use: nginx in front of the collector, or the collector itself."""
+    if not args.through_nginx:
+        yield collector_port, "collector (waitress, no proxy)"
+        return
+    from leaf_collector.nginx import NginxProxy
+
+    proxy = NginxProxy(collector_port, free_loopback_port()).start()
+    try:
+        yield proxy.port, f"nginx ({proxy.binary}) in front of the collector"
+    finally:
+        log_path.write_text(proxy.error_log(), encoding="utf-8")
+        proxy.stop()
 
 
 def _check_loopback_dsn(dsn: str) -> None:
@@ -198,6 +257,30 @@ def _cleanup(dsn: str, prefix: str) -> None:
         conn.execute("DELETE FROM devices WHERE device_id LIKE %s", (prefix + "%",))
 
 
+def _run_devices(
+    args: argparse.Namespace, url: str, issued: dict[str, str], results: list[DeviceResult], thumbnail: bytes | None
+) -> float:
+    """Every device in its own thread, released at once; returns the wall time until the last finished."""
+    gate = threading.Barrier(args.devices + 1)
+    clients = [(CollectorClient(url, issued[r.device_id], timeout_s=60), r) for r in results]
+    deadline = time.monotonic() + args.time_limit
+    threads = [
+        threading.Thread(
+            target=run_device,
+            args=(client, result, args.records, args.batch_size, thumbnail, gate, deadline),
+            daemon=True,
+        )
+        for client, result in clients
+    ]
+    for thread in threads:
+        thread.start()
+    gate.wait(timeout=60)
+    started = time.perf_counter()
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()) + 5)
+    return time.perf_counter() - started
+
+
 def run(args: argparse.Namespace, dsn: str, postgres_note: str) -> dict[str, Any]:
     from leaf_collector import tokens
     from leaf_collector.db import connect, migrate
@@ -213,26 +296,20 @@ def run(args: argparse.Namespace, dsn: str, postgres_note: str) -> dict[str, Any
     log_path = Path(args.out).with_suffix(".collector.log")
     process = _start_collector(dsn, port, args.threads, log_path)
     results = [DeviceResult(d) for d in device_ids]
+    slow = None
     try:
-        url = f"http://127.0.0.1:{port}"
-        gate = threading.Barrier(args.devices + 1)
-        clients = [(CollectorClient(url, issued[r.device_id], timeout_s=60), r) for r in results]
-        deadline = time.monotonic() + args.time_limit
-        threads = [
-            threading.Thread(
-                target=run_device,
-                args=(client, result, args.records, args.batch_size, thumbnail, gate, deadline),
-                daemon=True,
-            )
-            for client, result in clients
-        ]
-        for thread in threads:
-            thread.start()
-        gate.wait(timeout=60)
-        started = time.perf_counter()
-        for thread in threads:
-            thread.join(max(0.0, deadline - time.monotonic()) + 5)
-        wall_s = time.perf_counter() - started
+        with contextlib.ExitStack() as stack:
+            public, front = stack.enter_context(_public_port(args, port, log_path.with_suffix(".nginx.log")))
+            url = f"http://127.0.0.1:{public}"
+            if args.slow_connections:
+                slow = stack.enter_context(
+                    SlowClients("127.0.0.1", public, args.slow_connections, interval_s=args.slow_interval)
+                )
+                time.sleep(args.slow_warmup)  # the attackers were there first
+            probe = stack.enter_context(HealthProbe(url))
+            slow_before = slow.snapshot() if slow else None
+            wall_s = _run_devices(args, url, issued, results, thumbnail)
+            slow_after = slow.stop() if slow else None
     finally:
         _stop(process)
     rows, distinct = _count_in_database(dsn, prefix)
@@ -241,6 +318,7 @@ def run(args: argparse.Namespace, dsn: str, postgres_note: str) -> dict[str, Any
     sent = sum(len(r.sent_ids) for r in results)
     stored = sum(r.stored for r in results)
     latencies = [v for r in results for v in r.latencies_ms]
+    batches = [v for r in results for v in r.batch_ms]
     server = [v for r in results for v in r.server_ms]
     errors = [e for r in results for e in r.errors]
     complete = all(r.complete for r in results)
@@ -252,6 +330,7 @@ def run(args: argparse.Namespace, dsn: str, postgres_note: str) -> dict[str, Any
         "photos": args.photos,
         "thumbnail_bytes": len(thumbnail) if thumbnail else 0,
         "collector_threads": args.threads,
+        "public_port": front,
         "complete": complete,
         "records_sent": sent,
         "records_acknowledged": sum(r.acknowledged for r in results),
@@ -267,7 +346,21 @@ def run(args: argparse.Namespace, dsn: str, postgres_note: str) -> dict[str, Any
         "wall_s": round(wall_s, 2),
         "records_per_s": round(stored / wall_s, 1) if wall_s > 0 else None,
         "request_latency_ms": _summary(latencies),
+        "batch_latency_ms": _summary(batches),
         "collector_time_ms": _summary(server),
+        "slow_connections": {
+            "wanted": args.slow_connections,
+            "interval_s": args.slow_interval,
+            "warmup_s": args.slow_warmup,
+            "open_when_devices_started": slow_before.open_now if slow_before else 0,
+            "at_end": asdict(slow_after) if slow_after else None,
+        },
+        "healthz": {
+            "answered": len(probe.latencies_ms),
+            "unanswered": len(probe.failures),
+            "first_failures": probe.failures[:3],
+            "latency_ms": _summary(probe.latencies_ms),
+        },
         "postgres": postgres_note,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
     }
@@ -286,27 +379,69 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--time-limit", type=float, default=300.0, help="seconds before the devices give up")
     parser.add_argument("--out", default="loadtest.json", help="where to write the figures (JSON)")
     parser.add_argument("--keep", action="store_true", help="keep the load test's rows (with --dsn)")
+    parser.add_argument("--slow-connections", type=int, default=0, help="half-sent requests held open meanwhile")
+    parser.add_argument("--slow-interval", type=float, default=3.0, help="seconds between their header lines")
+    parser.add_argument("--slow-warmup", type=float, default=0.0, help="seconds they trickle before the devices start")
+    parser.add_argument("--through-nginx", action="store_true", help="put the shipped nginx config in front")
+    parser.add_argument("--max-batch-p95-ms", type=float, help="fail if a batch's p95 (retries included) is over")
     return parser
 
 
 def _print(result: dict[str, Any], out: str) -> None:
-    r, lat, own = result, result["request_latency_ms"], result["collector_time_ms"]
+    r, lat, own, batch = result, result["request_latency_ms"], result["collector_time_ms"], result["batch_latency_ms"]
+    slow, health = result["slow_connections"], result["healthz"]
     print(
         f"load test: {r['devices']} devices x {r['records_per_device']} records "
         f"(batches of {r['batch_size']}, photos: {r['photos']}), collector threads {r['collector_threads']}\n"
+        f"  public port: {r['public_port']}\n"
         f"  sent {r['records_sent']}, stored {r['records_stored']}, "
         f"acknowledged as duplicate {r['acknowledged_as_duplicate']}, rows in PostgreSQL {r['rows_in_postgres']}, "
         f"duplicate rows {r['duplicate_rows_in_postgres']}, lost {r['lost']}\n"
         f"  {result['records_per_s']} records/s over {result['wall_s']} s, {result['requests']} requests, "
         f"{result['throttled_429']} throttled (429), {result['errors']} errors\n"
+        f"  batch latency (first try to acknowledgement) p50 {batch['p50']} ms, p95 {batch['p95']} ms, "
+        f"max {batch['max']} ms\n"
         f"  request latency (devices) p50 {lat['p50']} ms, p95 {lat['p95']} ms, p99 {lat['p99']} ms\n"
-        f"  collector time (Server-Timing) p50 {own['p50']} ms, p95 {own['p95']} ms, p99 {own['p99']} ms\n"
-        f"  written to {out}"
+        f"  collector time (Server-Timing) p50 {own['p50']} ms, p95 {own['p95']} ms, p99 {own['p99']} ms"
     )
+    if slow["at_end"]:
+        end = slow["at_end"]
+        print(
+            f"  slow connections: {slow['wanted']} wanted (a header line every {slow['interval_s']:g} s, "
+            f"{slow['warmup_s']:g} s before the devices), "
+            f"{slow['open_when_devices_started']} open when the devices started, {end['open_peak']} at most, "
+            f"{end['open_now']} open at the end; {end['closed_by_server']} closed by the server and reopened "
+            f"({end['opened']} opened in all, {end['connect_failures']} connects failed)"
+        )
+    print(
+        f"  /healthz meanwhile: {health['answered']} answered, {health['unanswered']} unanswered, "
+        f"max {health['latency_ms']['max']} ms\n  written to {out}"
+    )
+
+
+def failures(result: dict[str, Any], max_batch_p95_ms: float | None) -> list[str]:
+    """The Must-show figures that failed (empty: the run passes)."""
+    failed = []
+    if not result["complete"]:
+        failed.append("not every device finished")
+    if result["lost"] or result["rows_in_postgres"] != result["records_sent"]:
+        failed.append(f"{result['lost']} lost; {result['rows_in_postgres']} rows for {result['records_sent']} sent")
+    if result["duplicate_rows_in_postgres"]:
+        failed.append(f"{result['duplicate_rows_in_postgres']} duplicate rows")
+    p95 = result["batch_latency_ms"]["p95"]
+    if max_batch_p95_ms is not None and (p95 is None or p95 > max_batch_p95_ms):
+        failed.append(f"batch p95 {p95} ms is over {max_batch_p95_ms:g} ms")
+    slow = result["slow_connections"]
+    if slow["wanted"] and slow["open_when_devices_started"] < slow["wanted"]:
+        failed.append(f"only {slow['open_when_devices_started']} of {slow['wanted']} slow connections were open")
+    if result["healthz"]["unanswered"]:
+        failed.append(f"{result['healthz']['unanswered']} /healthz probes unanswered")
+    return failed
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    raise_open_files_limit(args.slow_connections + args.devices * 2 + 256)
     if args.devices < 1 or args.records < 1 or not 1 <= args.batch_size <= protocol.MAX_RECORDS_PER_BATCH:
         print("loadtest: --devices and --records must be at least 1, --batch-size 1-1000", file=sys.stderr)
         return 2
@@ -322,11 +457,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     _print(result, args.out)
-    ok = result["complete"] and result["lost"] == 0 and result["duplicate_rows_in_postgres"] == 0
-    ok = ok and result["rows_in_postgres"] == result["records_sent"]
-    if not ok:
-        print("loadtest: FAILED (incomplete, lost or duplicated records; see the JSON)", file=sys.stderr)
-    return 0 if ok else 1
+    failed = failures(result, args.max_batch_p95_ms)
+    for reason in failed:
+        print(f"loadtest: FAILED: {reason} (see {args.out})", file=sys.stderr)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -4,11 +4,18 @@ waitress speaks plain HTTP; TLS is terminated by a reverse proxy in front (see d
 waitress buffers a whole request before the app runs, so its own body cap is kept just above the
 app's limit: the app answers a too-large batch with a 413 that says the limit, waitress cuts off
 anything absurd.
+
+Run bare, waitress has no header or body timeout and accepts 100 connections, which ~100
+trickling clients used to fill (issue 11). So it takes `connection_limit` connections (poll(),
+not select(), whose 1,024 descriptors would cap it) and RequestDeadline closes a request not
+complete in time. It still reads a body before the app can refuse the token: the production
+shape puts nginx in front (leaf_collector/nginx.py, docs/collector.md), which authenticates first.
 """
 
 from __future__ import annotations
 
 import logging
+import resource
 import signal
 import threading
 from dataclasses import dataclass, field
@@ -16,6 +23,7 @@ from typing import Any
 
 from leaf_collector.app import CollectorApp, Limits
 from leaf_collector.db import CollectorDB, migrate, open_pool
+from leaf_collector.deadline import RequestDeadline
 from leaf_collector.errors import CollectorFailure
 
 log = logging.getLogger("leaf_collector")
@@ -28,6 +36,10 @@ class ServeOptions:
     port: int = 8080
     threads: int = 8
     limits: Limits = field(default_factory=Limits)
+    connection_limit: int = 1000  # waitress's default of 100 is what slow clients filled
+    header_timeout_s: float = 10.0  # from a request's first byte to the end of its headers
+    body_timeout_s: float = 120.0  # from its first byte to the end of its body (16 MiB on a slow link)
+    idle_timeout_s: int = 60  # a keep-alive connection with no request begun
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -52,16 +64,22 @@ class CollectorServer:
             log.info("applied database migrations %s", applied)
         self.db = CollectorDB(open_pool(options.dsn, size=options.threads))
         self.app = CollectorApp(self.db, options.limits)
+        raise_open_files_limit(options.connection_limit + options.threads + 64)
         self._server: Any = waitress.create_server(
             self.app,
             host=options.host,
             port=options.port,
             threads=options.threads,
             max_request_body_size=options.limits.max_request_bytes * 2 + 65536,
+            max_request_header_size=65536,
             ident="leaf-collector",
             clear_untrusted_proxy_headers=True,
-            channel_timeout=60,
+            channel_timeout=options.idle_timeout_s,
+            connection_limit=options.connection_limit,
+            asyncore_use_poll=True,
         )
+        self.deadline = RequestDeadline(options.header_timeout_s, options.body_timeout_s)
+        self.deadline.install(self._server)
         self._closed = threading.Event()
 
     @property
@@ -95,6 +113,14 @@ class CollectorServer:
         self._server.task_dispatcher.shutdown(timeout=5)  # lets requests in progress finish
         wasyncore.close_all(self._server._map)  # listener, trigger and idle connections: run() returns
         self.db.close()
+
+
+def raise_open_files_limit(wanted: int) -> None:
+    """Lifts the soft descriptor limit (often 1,024) towards `wanted`, within the hard limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
 def serve(options: ServeOptions) -> None:
