@@ -8,9 +8,14 @@
 # systemd, systemd-container; pip: ansible, ansible-lint, yamllint into /tmp/deploy-venv).
 # Writes only under /tmp.
 #
+# `--check --diff` must succeed on the fresh root and report changed=0 on the converged one.
+#
 # When a real model is present, a last stage boots the converged root with systemd-nspawn and
 # runs the play once more against the live systemd (simulated camera, button, LEDs, display):
-# the hardened unit must reach READY and the post-deploy self-test must pass.
+# the hardened unit must reach READY and the post-deploy self-test must pass. Then a broken
+# model with a correct checksum, and an app build that cannot start, are each deployed: the play
+# must fail, and the service must end active and READY on the model, config and app it ran
+# before (the automatic rollback), with every model kept under its checksum.
 #
 # Environment: KEEP_ROOT=1 keeps the root for inspection; DEBIAN_MIRROR overrides the mirror;
 # LEAF_MODEL=path deploys another model (its .sha256 beside it); LIVE_SYSTEMD=0 skips the
@@ -103,6 +108,12 @@ tail -n1 "$work/wheelhouse.log"
 model=${LEAF_MODEL:-$repo/models/leafnet-int8.onnx}
 check_model "$model"
 echo "model: $model (checksum from $model.sha256)"
+model_sha=$(awk '{print $1; exit}' "$model.sha256")
+model_name=$(basename "$model")
+wheel_sha=$(sha256sum "$app_wheel" | awk '{print $1}')
+# Where the role keeps them on the host: one folder per checksum, never overwritten.
+model_on_host=/opt/leaf-appliance/models/$model_sha/$model_name
+wheel_on_host=/opt/leaf-appliance/wheels/$wheel_sha/$(basename "$app_wheel")
 
 # --------------------------------------------------------------------------------------------
 section "4. Debian bookworm root (debootstrap --variant=minbase)"
@@ -157,6 +168,15 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 
     -keyout "$work/ci-ca.key" -out "$work/ci-ca.pem" >"$work/openssl.log" 2>&1 \
     || { cat "$work/openssl.log"; fail "openssl could not make the CI collector CA"; }
 
+section "5a. --check --diff on the fresh root: must succeed and write nothing"
+t0=$(date +%s)
+converge "$work/inventory.yml" --check --diff >"$work/check-fresh.log" 2>&1 \
+    || { cat "$work/check-fresh.log"; fail "--check --diff fails on a fresh host"; }
+grep -A1 'PLAY RECAP' "$work/check-fresh.log" | tail -n1
+[[ ! -e "$root/opt/leaf-appliance" && ! -e "$root/etc/leaf-appliance" ]] \
+    || fail "--check --diff wrote to the fresh host"
+echo "check on the fresh root: passed, nothing written, $(($(date +%s) - t0)) s"
+
 section "5. Converge (first run)"
 t0=$(date +%s)
 converge "$work/inventory.yml" >"$work/converge1.log" 2>&1 || { cat "$work/converge1.log"; fail "first converge failed"; }
@@ -173,6 +193,18 @@ if [[ "$changed2" != 0 ]]; then
     grep -B2 -E '^changed:' "$work/converge2.log" || true
     fail "second converge changed $changed2 task(s): the role is not idempotent"
 fi
+
+section "6a. --check --diff on the converged root: must report changed=0"
+t0=$(date +%s)
+converge "$work/inventory.yml" --check --diff >"$work/check-converged.log" 2>&1 \
+    || { cat "$work/check-converged.log"; fail "--check --diff fails on the converged host"; }
+grep -A1 'PLAY RECAP' "$work/check-converged.log" | tail -n1
+check_changed=$(recap_changed "$work/check-converged.log")
+if [[ "$check_changed" != 0 ]]; then
+    grep -B2 -E '^changed:' "$work/check-converged.log" || true
+    fail "--check --diff on the converged host reports changed=$check_changed"
+fi
+echo "check on the converged root: changed=0, $(($(date +%s) - t0)) s"
 
 section "6b. One host does not answer: the rollout stops before the next batch"
 # The canary batch holds a host nobody answers at (a closed SSH port); the converged root is in
@@ -208,8 +240,9 @@ for path in /etc/systemd/system/leaf-appliance.service \
     /etc/systemd/system/leaf-appliance.service.d/10-site.conf \
     /etc/udev/rules.d/90-leaf-appliance-usb-export.rules \
     /etc/leaf-appliance/config.toml \
-    /opt/leaf-appliance/models/leafnet-int8.onnx \
-    /opt/leaf-appliance/models/leafnet-int8.onnx.sha256 \
+    "$model_on_host" \
+    "$model_on_host.sha256" \
+    "$wheel_on_host" \
     /opt/leaf-appliance/venv/bin/appliance \
     /opt/leaf-appliance/TECHNICIAN.md; do
     [[ -e "$root$path" ]] || fail "missing $path"
@@ -237,9 +270,11 @@ echo "user: leaf-appliance (groups: $groups_of_user)"
 link="$root/etc/systemd/system/multi-user.target.wants/leaf-appliance.service"
 [[ -L "$link" ]] || fail "leaf-appliance.service is not enabled (no $link)"
 echo "enabled: multi-user.target.wants/leaf-appliance.service -> $(readlink "$link")"
-(cd "$root/opt/leaf-appliance/models" && sha256sum --check --quiet leafnet-int8.onnx.sha256) \
+(cd "$root$(dirname "$model_on_host")" && sha256sum --check --quiet "$model_name.sha256") \
     || fail "model checksum mismatch on the host"
-echo "model: checksum OK"
+grep -qxF "path = \"$model_on_host\"" "$root/etc/leaf-appliance/config.toml" \
+    || fail "config.toml does not point [model] path at $model_on_host"
+echo "model: kept under its checksum ($model_on_host), checksum OK, config.toml points at it"
 numpy_version=$(in_root /opt/leaf-appliance/venv/bin/python -c \
     'import appliance, numpy, cv2, onnxruntime, gpiozero, lgpio, systemd.daemon; print(numpy.__version__)') \
     || fail "the venv cannot import the app and its dependencies"
@@ -325,6 +360,85 @@ else
         || fail "leaf-appliance.service is not active after the deploy"
     live="passed (READY, self-test passed, second run changed=0, $(($(date +%s) - t0)) s)"
     echo "live systemd: $live"
+
+    in_container() { nsenter -t "$container_init" -a "$@"; }
+    # Active means READY for this Type=notify unit; the daemon's last "ready:" line names the model.
+    check_ready_on() {  # check_ready_on SHA256 WHAT
+        in_container systemctl is-active --quiet leaf-appliance.service \
+            || fail "$2: leaf-appliance.service is not active: $(in_container systemctl is-active leaf-appliance.service)"
+        local ready
+        ready=$(in_container journalctl --unit leaf-appliance.service --output cat --no-pager | grep 'ready: model' | tail -n1 || true)
+        [[ "$ready" == *"sha256 ${1:0:12}"* ]] || fail "$2: the service's last READY is not on model ${1:0:12}: $ready"
+        echo "$2: active, READY on model ${1:0:12} ($ready)"
+    }
+    expect_rollback() {  # expect_rollback LOG WHAT: the play failed, said so, and rolled back
+        grep -A2 'PLAY RECAP' "$1"
+        grep -q 'ROLLED BACK to what ran before this deploy' "$1" || { cat "$1"; fail "$2: no automatic rollback"; }
+        grep -o 'ROLLED BACK to what ran before this deploy[^"]*' "$1" | head -n1 | cut -c1-300
+    }
+
+    section "10b. Live: a broken model with a correct checksum is rolled back, the rollout stops"
+    t0=$(date +%s)
+    # The same file name as the good model, truncated: its own checksum is correct, it cannot load.
+    mkdir -p "$work/broken-model"
+    broken_model="$work/broken-model/$model_name"
+    head -c 100000 "$model" >"$broken_model"
+    (cd "$work/broken-model" && sha256sum "$model_name" >"$model_name.sha256")
+    broken_sha=$(awk '{print $1}' "$broken_model.sha256")
+    cp "$root/etc/leaf-appliance/config.toml" "$work/config-before.toml"
+    status=0
+    converge "$live_inventory" -e "@$repo/deploy/ci/live-vars.yml" -e "leaf_appliance_model_src=$broken_model" \
+        >"$work/live-broken-model.log" 2>&1 || status=$?
+    ((status != 0)) || { cat "$work/live-broken-model.log"; fail "the play succeeded with a broken model"; }
+    expect_rollback "$work/live-broken-model.log" "broken model"
+    check_ready_on "$model_sha" "after the broken model"
+    cmp -s "$work/config-before.toml" "$root/etc/leaf-appliance/config.toml" \
+        || fail "config.toml is not the one from before the broken model: $(diff "$work/config-before.toml" "$root/etc/leaf-appliance/config.toml")"
+    (cd "$root/opt/leaf-appliance/models/$broken_sha" && sha256sum --check --quiet "$model_name.sha256") \
+        || fail "the broken model is not kept under its checksum"
+    (cd "$root$(dirname "$model_on_host")" && sha256sum --check --quiet "$model_name.sha256") \
+        || fail "the good model was overwritten by the new one of the same name"
+    echo "models kept: $(cd "$root/opt/leaf-appliance/models" && ls -d ./*/"$model_name" | cut -c3- | tr '\n' ' ')"
+    echo "broken model: play failed (exit $status), rolled back, config.toml as before, $(($(date +%s) - t0)) s"
+
+    section "10c. Live: an app build that cannot start is rolled back, the rollout stops"
+    t0=$(date +%s)
+    # The same app with a new version whose `appliance run` exits at once (config check still works).
+    rm -rf "$work/broken-app"
+    cp -a "$work/src" "$work/broken-app"
+    sed -i 's/^__version__ = .*/__version__ = "0.0.0+ci.broken"/' "$work/broken-app/appliance/__init__.py"
+    sed -i 's/^def cmd_run(args: argparse.Namespace) -> int:$/&\n    raise SystemExit("CI: this build cannot start")/' \
+        "$work/broken-app/appliance/cli.py"
+    grep -q 'CI: this build cannot start' "$work/broken-app/appliance/cli.py" || fail "could not make the broken app build"
+    python3 -m pip wheel -q --disable-pip-version-check --no-deps -w "$work/broken-app/dist" "$work/broken-app" \
+        >"$work/broken-app.log" 2>&1 || { cat "$work/broken-app.log"; fail "building the broken app wheel failed"; }
+    broken_wheel=$(find "$work/broken-app/dist" -name 'leaf_appliance-*.whl' -print -quit)
+    app_version() { in_container /opt/leaf-appliance/venv/bin/python -c \
+        'import importlib.metadata as m; print(m.version("leaf-appliance"))'; }
+    version_before=$(app_version)
+    cp "$root/opt/leaf-appliance/requirements.txt" "$work/requirements-before.txt"
+    status=0
+    converge "$live_inventory" -e "@$repo/deploy/ci/live-vars.yml" -e "leaf_appliance_app_wheel=$broken_wheel" \
+        >"$work/live-broken-app.log" 2>&1 || status=$?
+    ((status != 0)) || { cat "$work/live-broken-app.log"; fail "the play succeeded with an app that cannot start"; }
+    grep -q 'CI: this build cannot start' "$work/live-broken-app.log" \
+        || { cat "$work/live-broken-app.log"; fail "the broken app was not what failed"; }
+    expect_rollback "$work/live-broken-app.log" "broken app"
+    check_ready_on "$model_sha" "after the broken app"
+    version_after=$(app_version)
+    [[ "$version_after" == "$version_before" ]] || fail "app $version_after runs after the rollback, not $version_before"
+    cmp -s "$work/requirements-before.txt" "$root/opt/leaf-appliance/requirements.txt" \
+        || fail "requirements.txt is not the one from before the broken app"
+    echo "broken app: play failed (exit $status), rolled back to app $version_after, $(($(date +%s) - t0)) s"
+
+    section "10d. Live: after the rollbacks the good deploy changes nothing"
+    t0=$(date +%s)
+    converge "$live_inventory" -e "@$repo/deploy/ci/live-vars.yml" >"$work/live3.log" 2>&1 \
+        || { cat "$work/live3.log"; fail "the good deploy after the rollbacks failed"; }
+    live_changed=$(recap_changed "$work/live3.log")
+    [[ "$live_changed" == 0 ]] || { grep -B2 -E '^changed:' "$work/live3.log"; fail "the good deploy after the rollbacks changed $live_changed task(s)"; }
+    echo "good deploy after the rollbacks: changed=0, $(($(date +%s) - t0)) s"
+    live="$live; rollback of a broken model and a broken app: passed"
 fi
 
 section "Summary"
