@@ -15,16 +15,38 @@ from .errors import ApplianceError, ApplianceNotRunning, ConfigError, ImageError
 from .vision.decode import IMAGE_SUFFIXES
 
 
-def _expand(paths: list[str]) -> list[Path]:
-    """Files as given; a folder stands for the photos directly inside it."""
+def _expand(paths: list[str], recursive: bool = False) -> tuple[list[Path], int]:
+    """Files as given; a folder stands for the photos in it (and in its subfolders with `recursive`).
+
+    Also returns how many subfolders were left out, so that is said rather than silent.
+    """
     out: list[Path] = []
+    skipped = 0
     for raw in paths:
         p = Path(raw)
-        if p.is_dir():
-            out += sorted(q for q in p.iterdir() if q.is_file() and q.suffix.lower() in IMAGE_SUFFIXES)
-        else:
+        if not p.is_dir():
             out.append(p)
-    return out
+            continue
+        found = p.rglob("*") if recursive else p.iterdir()
+        for q in sorted(found):
+            if q.is_dir() and not recursive:
+                skipped += 1
+            elif q.is_file() and q.suffix.lower() in IMAGE_SUFFIXES:
+                out.append(q)
+    return out, skipped
+
+
+def _cut(text: str, width: int) -> str:
+    """At most `width` characters, a cut marked by a trailing '…'."""
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _cut_name(name: str, width: int) -> str:
+    """A file name cut in its middle: the end (a number, the suffix) is what tells photos apart."""
+    if len(name) <= width:
+        return name
+    tail = (width - 1) // 2
+    return name[: width - 1 - tail] + "…" + name[len(name) - tail :]
 
 
 def _safe(text: str) -> str:
@@ -42,6 +64,7 @@ def _utf8(text: str) -> str:
 
 def cmd_diagnose(args: argparse.Namespace) -> int:
     from . import labels
+    from .probabilities import shown_percent
     from .wiring import make_diagnoser
 
     cfg = _config(args)
@@ -51,12 +74,15 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
         if args.crop is None:
             raise
         raise ConfigError(str(exc).replace("diagnosis.crops:", "--crop:", 1)) from None
-    paths = _expand(args.images)
+    paths, skipped = _expand(args.images, args.recursive)
+    if skipped:
+        print(f"{skipped} subfolder(s) not looked into: add --recursive to include them", file=sys.stderr)
     if not paths:
         print("no photos given (or the folder holds none)", file=sys.stderr)
         return 2
     width = shutil.get_terminal_size((100, 24)).columns
-    name_w = min(max(len(_safe(p.name)) for p in paths), 32)
+    # Names as wide as they need, up to what leaves room for the other columns.
+    name_w = max(12, min(max(len(_safe(p.name)) for p in paths), width - 62))
     counts = {"diagnosis": 0, "retake": 0, "unknown": 0, "failed": 0}
     if not args.json:
         if diagnoser.crops:
@@ -70,16 +96,16 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
             if args.json:
                 print(json.dumps({"file": _utf8(str(path)), "error": _utf8(str(exc))}, ensure_ascii=False))
             else:
-                print(f"{_safe(path.name)[:name_w]:<{name_w}}  {'ERROR':<9}  {_safe(str(exc))}")
+                print(f"{_cut_name(_safe(path.name), name_w):<{name_w}}  {'ERROR':<9}  {_safe(str(exc))}")
             continue
         counts[d.verdict.value] += 1
         if args.json:
             print(json.dumps(_json_result(path, d), ensure_ascii=False))
             continue
         # A confidence belongs to a diagnosis; for a retake or "I don't know this" it would read as one.
-        conf = f"{d.best.probability * 100:5.1f}%" if d.verdict.value == "diagnosis" else ""
-        name = _safe(path.name)[:name_w]
-        print(f"{name:<{name_w}}  {d.verdict.value:<9}  {d.crop[:12]:<12}  {d.condition[:26]:<26}  {conf}")
+        conf = f"{shown_percent(d.best.probability):4d}%" if d.verdict.value == "diagnosis" else ""
+        name = _cut_name(_safe(path.name), name_w)
+        print(f"{name:<{name_w}}  {d.verdict.value:<9}  {_cut(d.crop, 12):<12}  {_cut(d.condition, 26):<26}  {conf}")
         for line in textwrap.wrap(d.advice, width=max(40, width - name_w - 4)):
             print(f"{'':<{name_w}}  {line}")
     if not args.json:
@@ -215,8 +241,12 @@ def cmd_history(args: argparse.Namespace) -> int:
         return 0
     with SqliteStore.open(cfg.db_path, cfg.data_dir) as store:
         rows = store.recent(args.limit or None)
-    fmt = format_json if args.json else format_csv if args.csv else format_table
-    sys.stdout.write(fmt(rows).rstrip("\n") + "\n")
+    if args.json:
+        sys.stdout.write(format_json(rows))
+    elif args.csv:
+        sys.stdout.write(format_csv(rows))
+    else:
+        sys.stdout.write(format_table(rows, width=shutil.get_terminal_size((100, 24)).columns))
     return 0
 
 
@@ -253,6 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("diagnose", help="diagnose leaf photos and print crop, condition, confidence, advice")
     p.add_argument("images", nargs="+", help="photo files, or folders of photos")
+    p.add_argument("-r", "--recursive", action="store_true", help="also the photos in the folders' subfolders")
     p.add_argument("--json", action="store_true", help="one JSON object per photo, one per line")
     p.add_argument("--top-k", type=int, default=3, help="how many ranked classes to report (default 3)")
     p.add_argument("--model", help="ONNX model to use instead of the configured one")

@@ -17,3 +17,8 @@ def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     z -= z.max(axis=-1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=-1, keepdims=True)
+
+
+def shown_percent(probability: float) -> int:
+    """Confidence as a person sees it: whole percent, never 100 (a calibrated 99.8% is still wrong now and then)."""
+    return min(99, round(probability * 100))

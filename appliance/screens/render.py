@@ -8,6 +8,7 @@ from datetime import datetime
 import numpy as np
 
 from appliance import labels
+from appliance.probabilities import shown_percent
 from appliance.screens.draw import (
     AMBER,
     BLUE,
@@ -91,8 +92,7 @@ def render_working(screen: WorkingScreen, size: tuple[int, int]) -> np.ndarray:
 
 
 def _confidence(c: Canvas, probability: float, x: int, y: int, width: int, colour: RGB) -> int:
-    # Never "100% sure": a calibrated 99.8% is still wrong now and then.
-    shown = min(99, round(probability * 100))
+    shown = shown_percent(probability)
     label = f"{shown}% sure"
     f = fit_text(label, width, c.s * 0.12, round(c.body * 0.9), 12, bold=True, max_lines=1)
     y = c.text(f, x, y, INK)

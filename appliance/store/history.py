@@ -1,6 +1,6 @@
 """Text renderings of stored diagnoses for the `appliance history` command.
 
-The table is for a person at an 80-column SSH terminal (local time, truncated cells);
+The table is for a person at a terminal (local time, as wide as the terminal, cells cut with '…');
 JSON and CSV are for tools and the agronomist's spreadsheet (full values, UTC ISO times).
 """
 
@@ -10,14 +10,14 @@ import json
 import unicodedata
 from collections.abc import Iterable, Mapping
 from datetime import datetime, tzinfo
-from pathlib import PurePosixPath
 from typing import Any
 
+from appliance.probabilities import shown_percent
 from leaf_wire.columns import DIAGNOSIS_COLUMNS, JSON_COLUMNS, PHOTO_COLUMNS
 from leaf_wire.csvcell import csv_text
 
 CSV_COLUMNS = (*DIAGNOSIS_COLUMNS, "photo_path", *PHOTO_COLUMNS, "exported_at", "synced_at")
-_HEADERS = ("time", "verdict", "crop", "condition", "conf", "photo")
+_HEADERS = ("time", "verdict", "crop", "condition", "sure", "record")
 # Columns that give up width first when the table is too wide, with the least each keeps.
 _SHRINK_ORDER = ((5, 8), (3, 10), (2, 8), (1, 6))
 _GAP = "  "
@@ -40,8 +40,8 @@ def format_table(rows: Iterable[Mapping[str, Any]], *, width: int = 80, tz: tzin
 
 
 def format_json(rows: Iterable[Mapping[str, Any]]) -> str:
-    """A JSON array of the rows as stored (JSON columns nested), non-ASCII kept as is."""
-    return json.dumps([dict(row) for row in rows], ensure_ascii=False, indent=2) + "\n"
+    """JSON lines, one row as stored per line (JSON columns nested), as `diagnose --json` writes; non-ASCII kept."""
+    return "".join(json.dumps(dict(row), ensure_ascii=False) + "\n" for row in rows)
 
 
 def format_csv(rows: Iterable[Mapping[str, Any]]) -> str:
@@ -65,15 +65,19 @@ def _table_cells(row: Mapping[str, Any], tz: tzinfo | None) -> tuple[str, ...]:
     if verdict in ("retake", "unknown") and row.get("reason"):
         verdict = f"{verdict}: {str(row['reason']).replace('_', ' ')}"
     probability = row.get("top1_probability")
-    confidence = f"{probability * 100:.1f}%" if isinstance(probability, int | float) else ""
-    photo = PurePosixPath(str(row.get("photo_path") or "")).name
+    # As on the screen: a confidence only for a diagnosis (a retake's score is not one), never 100%.
+    confidence = (
+        f"{shown_percent(probability)}%"
+        if row.get("verdict") == "diagnosis" and isinstance(probability, int | float)
+        else ""
+    )
     return (
         _local_time(row.get("created_at"), tz),
         verdict,
         _one_line(row.get("crop")),
         _one_line(row.get("condition")),
         confidence,
-        photo,
+        str(row.get("id") or ""),  # the id in the log, the export's photos/<id>.jpg and the collector
     )
 
 

@@ -132,3 +132,30 @@ def test_a_closed_pipe_ends_diagnose_quietly(tmp_path) -> None:
     assert run.stdout.startswith('{"file": ') and len(run.stdout) == 100
     assert "Traceback" not in run.stderr and "BrokenPipe" not in run.stderr, run.stderr
     assert run.returncode in (0, 141)
+
+
+def test_the_table_cuts_names_with_an_ellipsis_and_caps_confidence_as_the_screen(tmp_path, capsys, monkeypatch):
+    """Names were cut at 32 characters with no mark (three rows read the same); confidences read 100.0%."""
+    monkeypatch.setenv("COLUMNS", "80")
+    names = [f"{'field-photo-from-the-north-orchard-row-'}{i:02d}.jpg" for i in range(3)]
+    for name in names:
+        (tmp_path / name).write_bytes(sample_paths()[0].read_bytes())
+    code, out, _ = _run(capsys, *(tmp_path / n for n in names))
+    rows = [line for line in out.splitlines()[1:] if line[:1].strip()][:3]  # not the advice lines
+    assert code == 0 and all("…" in row.split()[0] for row in rows)
+    assert len({row.split()[0] for row in rows}) == 3, rows  # the end of each name is kept
+    for row in rows:
+        if " diagnosis " in row:
+            percent = int(row.rsplit(None, 1)[1].rstrip("%"))
+            assert percent <= 99 and "." not in row.rsplit(None, 1)[1]
+
+
+def test_subfolders_are_said_to_be_skipped_or_read_with_recursive(tmp_path, capsys):
+    (tmp_path / "row-1").mkdir()
+    (tmp_path / "row-1" / "a.jpg").write_bytes(sample_paths()[0].read_bytes())
+    (tmp_path / "b.jpg").write_bytes(sample_paths()[1].read_bytes())
+    code, out, err = _run(capsys, "--json", tmp_path)
+    assert code == 0 and len(out.splitlines()) == 1
+    assert "1 subfolder(s) not looked into: add --recursive" in err
+    code, out, err = _run(capsys, "--json", "--recursive", tmp_path)
+    assert code == 0 and len(out.splitlines()) == 2 and "subfolder" not in err

@@ -253,7 +253,7 @@ def test_unknown_flows_through_store_history_and_usb_export(model: OnnxClassifie
 
         table = format_table(rows, width=100)
         assert "unknown: other plant" in table and "unknown: unknown condition" in table
-        assert [r["crops"] for r in json.loads(format_json(rows))] == [[], ["apple"], ["apple"]]
+        assert [r["crops"] for r in map(json.loads, format_json(rows).splitlines())] == [[], ["apple"], ["apple"]]
         parsed = list(csv.DictReader(io.StringIO(format_csv(rows).removeprefix("\ufeff"))))
         assert [(p["verdict"], p["reason"], json.loads(p["crops"])) for p in parsed] == [
             ("unknown", "other_plant", []),

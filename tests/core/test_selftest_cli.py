@@ -82,7 +82,7 @@ def test_history_after_presses(tmp_path, capsys):
         assert main(["press", "--simulate", "--config", str(cfg_file), "--wait"]) == 0
         assert capsys.readouterr().out.startswith("ok ")
     assert main(["history", "--simulate", "--config", str(cfg_file), "--json"]) == 0
-    rows = json.loads(capsys.readouterr().out)
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert len(rows) == 3 and rows[0]["top1_slug"] == "apple__apple_scab"  # newest first: third sample
     assert main(["history", "--simulate", "--config", str(cfg_file)]) == 0
     assert "Apple" in capsys.readouterr().out

@@ -64,27 +64,27 @@ def rows(tmp_path: Path) -> list[dict]:
         return store.recent()
 
 
-def test_table_shows_local_time_verdict_words_confidence_and_photo(rows: list[dict]) -> None:
-    text = format_table(rows, tz=NAIROBI)
+def test_table_shows_local_time_verdict_words_confidence_and_record_id(rows: list[dict]) -> None:
+    text = format_table(rows, tz=NAIROBI, width=140)
     lines = text.splitlines()
-    assert lines[0].split() == ["time", "verdict", "crop", "condition", "conf", "photo"]
+    assert lines[0].split() == ["time", "verdict", "crop", "condition", "sure", "record"]
     assert len(lines) == 1 + 3
     newest, retake, oldest = lines[1:]
     assert newest.startswith("2024-05-17 09:14")  # 06:14 UTC in Nairobi
-    assert "番茄" in newest and "早疫病 ✓" in newest and "99.0%" in newest
-    assert "retake: too dark" in retake and "42.0%" in retake
+    assert "番茄" in newest and "早疫病 ✓" in newest and "99%" in newest  # capped as on screen
+    assert "retake: too dark" in retake and "%" not in retake  # a retake's score is no confidence
     assert oldest.startswith("2024-05-17 09:05")
-    assert "Tomate" in oldest and "Mildiou précoce" in oldest and "87.5%" in oldest
-    assert rows[2]["photo_path"].rsplit("/", 1)[1][:8] in oldest
+    assert "Tomate" in oldest and "Mildiou précoce" in oldest and "88%" in oldest
+    assert oldest.endswith(rows[2]["id"])  # the id of the log, the export's photos/<id>.jpg and the collector
     for line in lines:
-        assert display_width(line) <= 80
+        assert display_width(line) <= 140
 
 
 def test_table_columns_line_up_in_display_cells(rows: list[dict]) -> None:
     lines = format_table(rows, tz=NAIROBI).splitlines()
     header = lines[0]
-    conf_end = display_width(header[: header.index("conf") + len("conf")])
-    for line in lines[1:]:
+    conf_end = display_width(header[: header.index("sure") + len("sure")])
+    for line in (lines[1], lines[3]):  # the diagnoses
         percent = line.index("%")
         assert display_width(line[: percent + 1]) == conf_end  # right-aligned under the header
 
@@ -99,7 +99,7 @@ def test_long_words_are_truncated_to_fit_the_terminal(rows: list[dict]) -> None:
 
 def test_empty_history_says_so() -> None:
     assert format_table([]) == EMPTY_MESSAGE + "\n"
-    assert json.loads(format_json([])) == []
+    assert format_json([]) == ""  # no lines
     assert list(csv.reader(io.StringIO(format_csv([]).removeprefix(BOM), newline=""))) == [list(CSV_COLUMNS)]
 
 
@@ -113,10 +113,11 @@ def test_csv_cells_a_spreadsheet_would_run_get_an_apostrophe(tmp_path: Path) -> 
     assert parsed["top1_probability"] == "0.9"  # numbers stay numbers
 
 
-def test_json_is_an_array_that_loads_back_to_the_rows(rows: list[dict]) -> None:
+def test_json_is_one_row_a_line_that_loads_back_to_the_rows(rows: list[dict]) -> None:
+    """The same JSON lines as `diagnose --json`; it was a pretty-printed array."""
     text = format_json(rows)
     assert "番茄" in text and "précoce" in text  # readable, not \\u-escaped
-    assert json.loads(text) == rows
+    assert [json.loads(line) for line in text.splitlines()] == rows
 
 
 def test_csv_parses_back_to_the_same_values_through_utf8(rows: list[dict]) -> None:
