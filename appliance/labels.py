@@ -98,3 +98,10 @@ def label(slug: str, language: str = DEFAULT_LANGUAGE) -> Label:
 
 def known_slugs() -> list[str]:
     return sorted(_table())
+
+
+def known_languages() -> tuple[str, ...]:
+    """Languages every class has words in: a half-translated language would mix two on one screen."""
+    table = _table()
+    shared = set.intersection(*(set(entry) for entry in table.values())) if table else {DEFAULT_LANGUAGE}
+    return tuple(sorted(shared | {DEFAULT_LANGUAGE}))

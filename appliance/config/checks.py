@@ -84,6 +84,16 @@ def _matches(pattern: str, description: str, *, allow_empty: str | None = None) 
 _bcm_pin = _between(0, 27, "a BCM GPIO number")
 
 
+def _known_language(value: str) -> str | None:
+    """A language the labels are written in ("fr-CA" counts when "fr" is): it fell back to English silently."""
+    from appliance.labels import known_languages
+
+    known = known_languages()
+    if re.fullmatch(r"[a-z]{2}(-[A-Z]{2})?", value) and value.split("-")[0] in known:
+        return None
+    return f"must be a language the appliance has words in ({', '.join(known)}), got {_show(value)}"
+
+
 def _about(doc: str, check: Check | None = None, normalize: Callable[[Any], Any] | None = None) -> dict[str, Any]:
     """A key's field metadata: a one-line comment (for `config show` and the example file) and its check."""
     return {"doc": doc, "check": check, "normalize": normalize}

@@ -15,6 +15,7 @@ from appliance.config.checks import (
     _at_least,
     _bcm_pin,
     _between,
+    _known_language,
     _matches,
     _one_of,
     _show,
@@ -40,9 +41,7 @@ class DeviceConfig:
     data_dir: Path = field(default=DEFAULT_DATA_DIR, metadata=_about("diagnosis log, photos and runtime files"))
     language: str = field(
         default="en",
-        metadata=_about(
-            'language code like "en" or "pt-BR"', _matches(r"[a-z]{2}(-[A-Z]{2})?", 'a code like "en" or "pt-BR"')
-        ),
+        metadata=_about('language code like "en" or "pt-BR", one the labels are written in', _known_language),
     )
 
 

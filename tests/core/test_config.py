@@ -98,7 +98,7 @@ def test_defaults_round_trip_through_to_toml(tmp_path: Path) -> None:
 def test_a_changed_config_round_trips_through_to_toml(tmp_path: Path) -> None:
     config = replace(
         Config(),
-        device=DeviceConfig(id="farm-7.pi_2", data_dir=Path('/srv/we"ird\\dir'), language="pt-BR"),
+        device=DeviceConfig(id="farm-7.pi_2", data_dir=Path('/srv/we"ird\\dir'), language="en-GB"),
         model=ModelConfig(path=Path("/opt/models/leaf.onnx"), sha256="ab" * 32, threads=4, refuse_below=0.5),
         daemon=DaemonConfig(result_seconds=2.5, control_socket=Path("/run/leaf/control.sock")),
     )
@@ -233,7 +233,13 @@ def test_wrong_types_are_named(tmp_path: Path, text: str, key: str, reason: str)
         ("[storage]\nrefuse_below_mb = -5", "storage.refuse_below_mb", "must be at least 0, got -5"),
         ('[device]\nid = "my pi"', "device.id", "must be empty (use the hostname) or 1-64 characters"),
         ('[device]\nid = "' + "x" * 65 + '"', "device.id", "1-64 characters"),
-        ('[device]\nlanguage = "EN"', "device.language", 'must be a code like "en" or "pt-BR", got "EN"'),
+        ('[device]\nlanguage = "EN"', "device.language", "must be a language the appliance has words in (en"),
+        # "fr" fell back to English without a word; it is refused until the labels are written in it.
+        (
+            '[device]\nlanguage = "fr"',
+            "device.language",
+            'must be a language the appliance has words in (en), got "fr"',
+        ),
         ('[device]\ndata_dir = "var/lib"', "device.data_dir", 'must be an absolute path (starting with "/" or "~/")'),
         ('[device]\ndata_dir = ""', "device.data_dir", "must not be empty"),
         ('[camera]\nkind = "usb"', "camera.kind", 'must be one of "picamera2", "opencv", "simulated", got "usb"'),
