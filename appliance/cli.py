@@ -300,8 +300,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="int8 model (its fp32 twin is looked up beside it)")
     p.add_argument("--out", default="bench-results/model-bench.json", help="where to write the JSON figures")
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="thread counts to measure (default 1 2)")
-    p.add_argument("--warmup", type=int, default=10)
-    p.add_argument("--runs", type=int, default=100)
+    p.add_argument("--warmup", type=_count, default=10, help="untimed runs first, per engine (default 10)")
+    p.add_argument("--runs", type=_count, default=100, help="timed runs per engine and thread count (default 100)")
     p.add_argument(
         "--reference",
         help="the speed reference: the ONNX Model Zoo int8 MobileNetV2 (default ../shared/weights/...)",
@@ -309,7 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gate", action="store_true", help="exit 1 if int8 p50 is over 1.1x the reference model's")
     p.set_defaults(func=cmd_bench)
     p = sub.add_parser("bench-appliance", help="time press -> result on the simulated appliance, start-up, memory")
-    p.add_argument("--presses", type=int, default=50)
+    p.add_argument("--presses", type=_count, default=50, help="button presses to time (default 50; >= 300 for RSS)")
     p.add_argument("--model", help="ONNX model to use instead of the shipped one")
     p.add_argument(
         "--camera-size", default="", metavar="WxH", help="frames this large from the simulated camera, e.g. 2304x1296"
@@ -345,7 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--long", action="store_true", help="a long press (export to USB)")
     p.add_argument("--wait", action="store_true", help="wait for the result and print its timings")
-    p.add_argument("--timeout", type=float, default=30.0)
+    p.add_argument("--timeout", type=float, default=30.0, help="with --wait: seconds to wait for the result (30)")
     p.set_defaults(func=cmd_press)
 
     p = sub.add_parser("history", help="list recent diagnoses from the record store")
@@ -354,14 +354,19 @@ def build_parser() -> argparse.ArgumentParser:
         "-n", "--limit", type=_count, default=20, help="how many of the newest records (default 20; 0 = all of them)"
     )
     fmt = p.add_mutually_exclusive_group()
-    fmt.add_argument("--json", action="store_true")
-    fmt.add_argument("--csv", action="store_true")
+    fmt.add_argument("--json", action="store_true", help="JSON lines, one record a line (as diagnose --json)")
+    fmt.add_argument("--csv", action="store_true", help="the USB export's CSV (BOM, formula-guarded cells)")
     p.set_defaults(func=cmd_history)
 
     p = sub.add_parser("config", help="check the config file, or show the effective config with defaults")
-    p.add_argument("action", choices=("check", "show"))
-    _common(p)
-    p.set_defaults(func=cmd_config)
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    for action, about in (
+        ("check", "check the config file: every problem listed, with 'did you mean'; exit 2 on any"),
+        ("show", "print the effective config, every key with its default and a comment"),
+    ):
+        q = actions.add_parser(action, help=about, description=about)
+        _common(q)
+        q.set_defaults(func=cmd_config)
     return ap
 
 

@@ -120,3 +120,27 @@ def test_history_counts_are_checked_and_0_means_all(tmp_path, capsys):
     with contextlib.suppress(SystemExit):
         main(["history", "--config", str(cfg_file), "-n", "-5"])
     assert "-n/--limit: must be 0 (all) or more, got -5" in capsys.readouterr().err
+
+
+def test_every_option_of_every_command_says_what_it_does() -> None:
+    """`press --timeout`, `history --json`, `bench --runs` had no help; `config check --help` showed config's."""
+    import argparse
+
+    from appliance.cli import build_parser
+
+    def walk(parser: argparse.ArgumentParser, name: str):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub_name, sub in action.choices.items():
+                    yield from walk(sub, f"{name} {sub_name}")
+            elif not isinstance(action, argparse._HelpAction | argparse._VersionAction):
+                yield name, action
+
+    missing = [
+        f"{name} {'/'.join(a.option_strings) or a.dest}" for name, a in walk(build_parser(), "appliance") if not a.help
+    ]
+    assert missing == []
+    check = (
+        build_parser()._subparsers._group_actions[0].choices["config"]._subparsers._group_actions[0].choices["check"]
+    )
+    assert "every problem listed" in check.format_help()
