@@ -26,6 +26,18 @@ PY
 )
 "$work/collector/bin/leaf-collector" --version
 
+echo "the README's try-it venv (pip install -e .): the appliance runs, no training, test or server package"
+python3 -m venv "$work/try"
+"$work/try/bin/pip" install -q -e .
+"$work/try/bin/python" - <<'PY'
+import importlib.util
+present = [p for p in ("torch", "onnx", "psycopg", "waitress", "pytest") if importlib.util.find_spec(p)]
+assert not present, f"the try-it venv holds training/test/server packages: {present}"
+print("no torch, onnx, psycopg, waitress or pytest")
+PY
+"$work/try/bin/appliance" diagnose appliance/samples/01-tomato-late-blight.jpg | tail -n 1
+du -sh "$work/try" | sed 's/^/try-it venv: /'
+
 echo "device wheel: appliance and leaf_wire only"
 .venv/bin/pip wheel -q --no-deps -w "$work/wheels" .
 .venv/bin/python - "$work"/wheels/leaf_appliance-*.whl <<'PY'
