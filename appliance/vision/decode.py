@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import os
+import queue
 import threading
 import time
 from pathlib import Path
@@ -46,6 +47,31 @@ _REDUCED_FLAGS = {
 # the background (OpenCV cannot be interrupted), and the next photo waits for it within its own
 # budget instead of piling up a second runaway decode's memory and CPU.
 _overrun_slot = threading.BoundedSemaphore(1)
+# Budgeted decodes run on one long-lived thread: a new thread per photo got its own malloc arena
+# each time, and the daemon's steady RSS rose by 14 MB over 300 presses.
+_jobs: queue.SimpleQueue[tuple[np.ndarray, int, dict[str, object], threading.Event]] = queue.SimpleQueue()
+_worker_lock = threading.Lock()
+_worker: threading.Thread | None = None
+
+
+def _decode_jobs() -> None:
+    while True:
+        buf, flags, outcome, done = _jobs.get()
+        try:
+            outcome["image"] = cv2.imdecode(buf, flags)  # releases the GIL
+        except cv2.error as exc:
+            outcome["error"] = exc
+        finally:
+            _overrun_slot.release()
+            done.set()
+
+
+def _start_worker() -> None:
+    global _worker
+    with _worker_lock:
+        if _worker is None or not _worker.is_alive():
+            _worker = threading.Thread(target=_decode_jobs, name="photo-decode", daemon=True)
+            _worker.start()
 
 
 def photo_format(data: bytes) -> str | None:
@@ -124,17 +150,8 @@ def _imdecode_within(buf: np.ndarray, flags: int, budget_s: float | None, source
         raise ImageError(f"{source}: not decoded: an earlier photo is still decoding past its {budget_s:g} s budget")
     outcome: dict[str, object] = {}
     done = threading.Event()
-
-    def work() -> None:
-        try:
-            outcome["image"] = cv2.imdecode(buf, flags)  # releases the GIL
-        except cv2.error as exc:
-            outcome["error"] = exc
-        finally:
-            _overrun_slot.release()
-            done.set()
-
-    threading.Thread(target=work, name="photo-decode", daemon=True).start()
+    _start_worker()
+    _jobs.put((buf, flags, outcome, done))
     if not done.wait(max(0.0, deadline - time.monotonic())):
         raise ImageError(f"{source}: took longer than {budget_s:g} s to decode; not used")
     if isinstance(error := outcome.get("error"), cv2.error):
