@@ -391,6 +391,14 @@ class Appliance:
             self._show(export_screens.failure_screen(exc))
         else:
             cycle.verdict = "exported"
+            # Logged as a diagnosis is: the terminal (and the journal) says what the stick received.
+            log.info(
+                "export to %s: %d records, %d photos%s",
+                stick,
+                report.rows,
+                report.photos,
+                "; safe to remove" if report.safe_to_remove else "",
+            )
             self.leds.show(LedPattern.SAFE_TO_REMOVE if report.safe_to_remove else LedPattern.READY)
             self._show(export_screens.report_screen(report))
             usb.make_room(store)

@@ -107,6 +107,6 @@ def cmd_export(
                         f"Freed {pruned.freed_bytes / 1e6:.0f} MB on the appliance ({pruned.pruned} exported photos).",
                         file=out,
                     )
-    if report.safe_to_remove:
+    if report.ejected:
         print("Safe to remove the USB stick.", file=out)
     return 0

@@ -81,10 +81,11 @@ class ExportReport:
     warnings: list[str] = field(default_factory=list)
     ejected: bool = False
     eject_message: str = ""
+    flushed_folder: bool = False  # a folder target (the simulated stick, --to DIR): synced, nothing to unmount
 
     @property
     def safe_to_remove(self) -> bool:
-        return self.ejected
+        return self.ejected or self.flushed_folder
 
     @property
     def title(self) -> str:
@@ -216,6 +217,11 @@ class Exporter:
             if medium.is_mount_point and medium.removable:  # not a folder (simulation, --to DIR), not a fixed disk
                 result = media.eject(medium)
                 report.ejected, report.eject_message = result.done, result.message
+            elif not medium.is_mount_point:
+                # The simulated stick is a folder: once synced it is as safe to "pull" as an unmounted
+                # stick, and the simulation shows the same "safe to remove" the Pi does.
+                os.sync()
+                report.flushed_folder = True
         return report
 
     # ---- the steps ------------------------------------------------------------------------

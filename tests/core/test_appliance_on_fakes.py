@@ -102,7 +102,8 @@ def test_storage_almost_full_warns_on_the_ready_screen_and_frees_exported_photos
     assert rig.usb.made_room == 1 and len(rig.store.rows) == 1
 
 
-def test_a_long_press_exports_to_the_stick_or_says_there_is_none(rig: Rig, tmp_path: Path) -> None:
+def test_a_long_press_exports_to_the_stick_or_says_there_is_none(rig: Rig, tmp_path: Path, caplog) -> None:
+    caplog.set_level("INFO", logger="appliance")
     rig.start().wait_for(State.IDLE)
     assert rig.press(Press.LONG).verdict == "no_usb_stick" and rig.usb.exported == 0
     rig.wait_for(State.IDLE)
@@ -111,6 +112,7 @@ def test_a_long_press_exports_to_the_stick_or_says_there_is_none(rig: Rig, tmp_p
     assert cycle.verdict == "exported" and rig.usb.exported == 1 and rig.usb.made_room == 1
     assert LedPattern.EXPORTING in rig.leds.shown and rig.leds.shown[-1] is LedPattern.SAFE_TO_REMOVE
     assert "ProgressScreen" in rig.screen_names() and rig.screen_names()[-1] == "MessageScreen"
+    assert f"export to {tmp_path}: " in caplog.text and "safe to remove" in caplog.text  # logged like a diagnosis
 
 
 def test_a_failed_export_says_so_and_keeps_working(rig: Rig, tmp_path: Path) -> None:

@@ -101,3 +101,16 @@ def test_progress_lines_are_throttled_but_every_phase_shows() -> None:
         "writing: 0 of 50 files, 0.0 of 0.1 MB",
         "verifying: 0 of 50 files, 0.0 of 0.1 MB",
     ]
+
+
+def test_the_simulated_stick_is_safe_to_remove_once_synced(data_dir: Path, tmp_path: Path) -> None:
+    """The README promises "safe to remove"; a folder standing for the stick never showed it."""
+    from appliance.export import Exporter
+    from appliance.export_screens import report_screen
+
+    stick = tmp_path / "leaf-appliance-usb-stick"
+    stick.mkdir()
+    with open_store(data_dir) as store:
+        report = Exporter(store, config(data_dir)).run(stick)
+    assert report.rows == 3 and report.flushed_folder and not report.ejected and report.safe_to_remove
+    assert report_screen(report).body.endswith("Safe to remove the stick.")
