@@ -14,7 +14,9 @@ import logging
 import re
 import socket
 import threading
+import time
 import uuid
+from collections import deque
 from collections.abc import Callable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -36,6 +38,8 @@ MAX_PHOTO_BYTES = 20_000_000
 RECENT = 12
 PRESS_HEADER = "X-Leaf-Press"  # a custom header: a cross-site form or image cannot send it (CSRF)
 PIN_HEADER = "X-Leaf-Pin"
+MAX_BAD_PINS = 5  # wrong PINs within BAD_PIN_WINDOW_S before presses from other machines pause
+BAD_PIN_WINDOW_S = 60.0
 _PHOTO = re.compile(r"/photo/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\.jpg")
 
 
@@ -110,6 +114,22 @@ class WebPage:
                 "or [web] enabled = false"
             ) from None
         self._thread: threading.Thread | None = None
+        self._bad_pins: deque[float] = deque(maxlen=MAX_BAD_PINS)
+        self._pin_lock = threading.Lock()
+
+    def allowed(self, client: str, given: str | None) -> bool:
+        """may_press, with guessing slowed: after MAX_BAD_PINS wrong PINs in a minute no PIN works for a while."""
+        if may_press(client, "", None):
+            return True
+        with self._pin_lock:
+            now = time.monotonic()
+            locked = len(self._bad_pins) == MAX_BAD_PINS and now - self._bad_pins[0] < BAD_PIN_WINDOW_S
+            if locked:
+                return False
+            ok = may_press(client, self.pin, given)
+            if not ok and given:
+                self._bad_pins.append(now)
+            return ok
 
     @property
     def url(self) -> str:
@@ -222,7 +242,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(status, json.dumps(value, ensure_ascii=False).encode(), "application/json; charset=utf-8")
 
     def _can_press(self) -> bool:
-        return may_press(self.client_address[0], self.server.page.pin, self.headers.get(PIN_HEADER))
+        return self.server.page.allowed(self.client_address[0], self.headers.get(PIN_HEADER))
 
     def do_GET(self) -> None:
         page = self.server.page

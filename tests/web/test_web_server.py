@@ -119,6 +119,11 @@ def test_from_another_address_the_page_is_read_only_unless_the_pin_is_given(tmp_
         assert json.loads(request(url, path="/state.json", headers={"X-Leaf-Pin": "4711"})[2])["can_press"]
         assert press(url, **{"X-Leaf-Pin": "4711"})[0] == 202
         wait_for(lambda: app.cycles == 1)
+        for guess in ("0001", "0002", "0003", "0004"):  # with the one above: five wrong PINs
+            assert press(url, **{"X-Leaf-Pin": guess})[0] == 403
+        assert press(url, **{"X-Leaf-Pin": "4711"})[0] == 403  # guessing pauses presses from other machines
+        assert app.cycles == 1
+        assert press(url.replace(address, "127.0.0.1"))[0] in (202, 409)  # this machine still may
 
 
 def test_a_port_in_use_is_one_clear_error(tmp_path: Path) -> None:
