@@ -232,6 +232,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Cache-Control", "no-store")
         self.send_header("X-Content-Type-Options", "nosniff")
         self.send_header("X-Frame-Options", "DENY")
+        self.send_header("Connection", "close")  # an idle keep-alive would hold one of the few handler threads
+        self.close_connection = True
         for key, value in (extra or {}).items():
             self.send_header(key, value)
         self.end_headers()
