@@ -192,7 +192,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from .logsetup import setup_logging
     from .whereabouts import command_flags
-    from .wiring import make_appliance
+    from .wiring import make_appliance, web_url
 
     cfg = _config(args)
     setup_logging(verbose=args.verbose)
@@ -207,7 +207,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             "or `appliance press` in another terminal\n"
             f"  screen:   {cfg.display_out_dir / 'latest.png'} (every frame numbered beside it)\n"
             f"  records:  {cfg.db_path}  (`appliance history{command_flags(args.config, args.simulate)}`)\n"
-            "  stop:     Ctrl-C",
+            + (f"  browser:  {url}\n" if (url := web_url(app)) else "")
+            + "  stop:     Ctrl-C",
             file=sys.stderr,
             flush=True,
         )

@@ -149,12 +149,22 @@ def make_appliance(cfg, *, stdin: bool = False, on_state=None):
     from .sync import SyncWorker
 
     notifier = Notifier()
-    button = make_button(cfg, stdin=stdin)
+    inner_button = make_button(cfg, stdin=stdin)
+    button, leds, display = inner_button, make_leds(cfg), make_display(cfg)
+    page = None
+    if cfg.web.enabled:  # the page watches the display and LEDs and presses like the button
+        from .web.button import ButtonWithPage
+        from .web.server import WebPage
+        from .web.watch import WatchedDisplay, WatchedLeds
+
+        display, leds = WatchedDisplay(display), WatchedLeds(leds)
+        page = WebPage(cfg.web.listen, cfg.web.pin, display, leds)
+        button = ButtonWithPage(inner_button, page)
     app = Appliance(
         camera=make_camera(cfg),
         button=button,
-        leds=make_leds(cfg),
-        display=make_display(cfg),
+        leds=leds,
+        display=display,
         load_diagnoser=lambda: make_diagnoser(cfg),
         open_store=lambda: open_store(cfg),
         notifier=notifier,
@@ -166,6 +176,14 @@ def make_appliance(cfg, *, stdin: bool = False, on_state=None):
         usb=StickExport(cfg),
         sync=SyncWorker(cfg),
     )
-    if isinstance(button, SimulatedButton):  # `appliance press --wait` answers with the outcome
-        button.set_result_waiter(app.result_waiter)
+    if isinstance(inner_button, SimulatedButton):  # `appliance press --wait` answers with the outcome
+        inner_button.set_result_waiter(app.result_waiter)
+    if page is not None:
+        page.attach(app)
     return app
+
+
+def web_url(app) -> str | None:
+    """The page's address when [web] is enabled (for the run banner), else None."""
+    page = getattr(app.button, "web", None)
+    return page.url if page is not None else None

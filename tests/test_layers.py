@@ -23,7 +23,7 @@ def layers() -> dict[str, tuple[str, ...]]:
     core = tuple(contracts["contracts"][0]["source_modules"])
     return {
         "core": core,
-        "adapters": ("appliance.hardware", "appliance.classifier", "appliance.notify"),
+        "adapters": ("appliance.hardware", "appliance.classifier", "appliance.notify", "appliance.web"),
         "store": ("appliance.store",),
         "export": ("appliance.export",),
         "sync": ("appliance.sync",),

@@ -27,6 +27,7 @@ from appliance.config.schema import (
     QualityConfig,
     StorageConfig,
     SyncConfig,
+    WebConfig,
 )
 
 __all__ = [
@@ -47,6 +48,7 @@ __all__ = [
     "QualityConfig",
     "StorageConfig",
     "SyncConfig",
+    "WebConfig",
     "config_check",
     "default_pins",
     "load_config",

@@ -31,9 +31,14 @@ def _simulated(config: Config, raw: dict[str, Any]) -> Config:
     raw_device = raw.get("device")
     if not (isinstance(raw_device, dict) and "data_dir" in raw_device):
         device = replace(device, data_dir=simulated_data_dir())
+    raw_web = raw.get("web")
+    web = config.web
+    if not (isinstance(raw_web, dict) and "enabled" in raw_web):
+        web = replace(web, enabled=True)  # the simulation shows its page unless the file says otherwise
     return replace(
         config,
         device=device,
+        web=web,
         camera=replace(config.camera, kind="simulated"),
         button=replace(config.button, kind="simulated"),
         leds=replace(config.leds, kind="simulated"),

@@ -268,6 +268,33 @@ class ExportConfig:
     )
 
 
+def _listen_address(value: str) -> str | None:
+    """HOST:PORT with a numeric IPv4 host (no name lookups at start-up); port 0 = any free port (tests)."""
+    match = re.fullmatch(r"(\d{1,3}(?:\.\d{1,3}){3}):(\d{1,5})", value)
+    if match and all(int(n) <= 255 for n in match[1].split(".")) and int(match[2]) <= 65535:
+        return None
+    return f'must be IPv4-ADDRESS:PORT like "127.0.0.1:8321" (0.0.0.0 = every network), got {_show(value)}'
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    enabled: bool = field(
+        default=False,
+        metadata=_about("true: serve the live screen, LEDs, button and history as a web page (--simulate: true)"),
+    )
+    listen: str = field(
+        default="127.0.0.1:8321",
+        metadata=_about('where the page listens; "0.0.0.0:8321" lets a phone on this network see it', _listen_address),
+    )
+    pin: str = field(
+        default="",
+        metadata=_about(
+            '"" = other machines only watch; else 4-12 digits they type to press the button',
+            _matches(r"[0-9]{4,12}", "4-12 digits", allow_empty="read-only from other machines"),
+        ),
+    )
+
+
 @dataclass(frozen=True)
 class Config:
     device: DeviceConfig = field(default_factory=DeviceConfig)
@@ -282,6 +309,7 @@ class Config:
     storage: StorageConfig = field(default_factory=StorageConfig)
     sync: SyncConfig = field(default_factory=SyncConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
+    web: WebConfig = field(default_factory=WebConfig)
 
     @property
     def device_id(self) -> str:

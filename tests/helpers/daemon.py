@@ -13,6 +13,7 @@ from appliance.wiring import make_appliance
 def simulated_config(tmp_path, **sections):
     """A simulated appliance's config under tmp_path; each keyword is a [section] with its TOML body."""
     text = "[device]\nid = 'test-pi'\ndata_dir = '%s'\n[daemon]\nresult_seconds = 2.0\n" % (tmp_path / "data")
+    sections.setdefault("web", "enabled = false")  # --simulate turns the page on; tests that want it say so
     for name, body in sections.items():
         text += f"[{name}]\n{body}\n"
     path = tmp_path / "config.toml"

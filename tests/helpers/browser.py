@@ -1,0 +1,54 @@
+"""A real headless Chromium (Debian's chromium + chromedriver, driven by selenium) for page tests.
+
+Skips when the browser or selenium is missing, unless LEAF_REQUIRE_BROWSER=1 or CI=true: then it
+fails, because the gate must really have looked at the page.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+
+
+def require_browser() -> None:
+    missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not Path(p).exists()]
+    if importlib.util.find_spec("selenium") is None:
+        missing.append("selenium (pip)")
+    if not missing:
+        return
+    install = "apt-get install chromium chromium-driver; pip install selenium"
+    reason = f"browser check needs {', '.join(missing)} ({install})"
+    if os.environ.get("LEAF_REQUIRE_BROWSER") == "1" or os.environ.get("CI") == "true":
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+@contextmanager
+def headless_chromium(profile: Path) -> Iterator[object]:
+    require_browser()
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in (
+        "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
+        f"--user-data-dir={profile}",
+    ):  # fmt: skip
+        options.add_argument(flag)
+    driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
+    driver.set_page_load_timeout(30)
+    try:
+        yield driver
+    finally:
+        driver.quit()
