@@ -12,6 +12,7 @@ from appliance.result import Diagnosis, RetakeReason, UnknownReason
 from leaf_wire import reasons
 
 READY_HINT = "Hold a leaf in front of the camera and press the button"
+READY_EXPORT = "Hold the button down to export to USB."
 UNKNOWN_TITLE = "Not known"
 UNKNOWN_NEXT = "Press the button for the next leaf."
 RESULT_NEXT = "Press the button for the next leaf."

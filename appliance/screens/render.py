@@ -25,6 +25,7 @@ from appliance.screens.draw import (
     human_bytes,
 )
 from appliance.screens.models import (
+    READY_EXPORT,
     READY_HINT,
     RESULT_NEXT,
     RETAKE_NEXT,
@@ -59,19 +60,26 @@ def render_ready(screen: ReadyScreen, size: tuple[int, int]) -> Canvas:
         c.text(fs, m, band_top, INK if screen.warning else MUTED)
         bottom = band_top - m
 
+    fx = fit_text(READY_EXPORT, c.w - 2 * m, c.room(2, MIN_TEXT), c.small, MIN_TEXT, max_lines=2)
+    c.text(fx, m, bottom - fx.height, INK)
+    bottom -= fx.height + m
+
     facts = []
     if screen.records is not None:
         facts.append(f"{screen.records:,} records")
     if screen.free_mb is not None:
         facts.append(f"{human_bytes(round(screen.free_mb * 2**20))} free")
-    info_lines = [
-        labels.crops_line(screen.crops) if screen.crops is not None else "",
-        f"Model {screen.model_version}" if screen.model_version else "",
-        " · ".join(facts),
-    ]
-    info = "\n".join(line for line in info_lines if line)
-    if info:
-        fi = fit_text(info, c.w - 2 * m, max(c.s * 0.3, c.room(3, MIN_TEXT)), c.small, MIN_TEXT, max_lines=3)
+    crops = labels.crops_line(screen.crops) if screen.crops is not None else ""
+    model = f"Model {screen.model_version}" if screen.model_version else ""
+    # The hint and the export line are what to do; the facts give way, least useful first.
+    hint_need = fit_text(READY_HINT, c.w - 2 * m, c.h, MIN_TEXT, MIN_TEXT, bold=True).height + m
+    info_room = min(max(c.s * 0.3, c.room(3, MIN_TEXT)), bottom - top - hint_need)
+    for kept in ([crops, model, " · ".join(facts)], [crops, " · ".join(facts)], [crops], []):
+        info = "\n".join(line for line in kept if line)
+        fi = fit_text(info, c.w - 2 * m, info_room, c.small, MIN_TEXT, max_lines=3) if info else None
+        if fi is None or not fi.truncated:
+            break
+    if fi is not None and fi.lines:
         c.text(fi, m, bottom - fi.height, MUTED)
         bottom -= fi.height + m
 

@@ -80,3 +80,17 @@ def test_every_class_has_a_one_sentence_short_advice():
         assert words.short_advice, slug
         assert len(words.short_advice) < len(words.advice), slug
         assert ". " not in words.short_advice, slug
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_every_screen_says_what_to_do_next(size):
+    def words(name: str) -> str:
+        return " ".join(draw_screen(CASES[name], size).texts)
+
+    assert "press the button" in words("ready").lower()
+    assert "Hold the button down to export to USB." in words("ready")
+    assert "Press the button for the next leaf." in words("result-longest-advice")
+    assert "Press the button for the next leaf." in words("result-tomato__healthy")
+    assert "Press the button for a new photo." in words("retake-blurred")
+    assert "Press the button for the next leaf." in words("unknown-plant")
+    assert "Check the camera cable, then restart." in words("fault")
