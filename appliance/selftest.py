@@ -152,7 +152,30 @@ def run_selftest(
             results.append(Check(part, PASS, step()))
         except Exception as exc:  # every failure is a line in the table, never a traceback
             results.append(Check(part, FAIL, str(exc) or type(exc).__name__))
+    _show_outcome(cfg, results)
     return results
+
+
+def outcome_screen(results: list[Check]) -> screens.MessageScreen:
+    """How the self-test ended, for the display: it must not stay on "Checking the appliance…"."""
+    failed = [c.part for c in results if c.result == FAIL]
+    if failed:
+        return screens.MessageScreen("Self-test failed", f"Failed: {', '.join(failed)}", tone="error")
+    skipped = [c.part for c in results if c.result == SKIP]
+    body = "All checks passed" + (f" (not checked: {', '.join(skipped)})" if skipped else "")
+    return screens.MessageScreen("Self-test passed", body, tone="ok")
+
+
+def _show_outcome(cfg, results: list[Check]) -> None:
+    """Leaves the outcome on the display, when the display itself passed (else there is nothing to show it on)."""
+    from .wiring import make_display
+
+    if not any(c.part == "display" and c.result == PASS for c in results):
+        return
+    if cfg.display.kind == "simulated" and not cfg.display_out_dir.is_dir():
+        return  # the check drew in a temporary folder: nobody is looking at a simulated screen yet
+    with contextlib.suppress(Exception), make_display(cfg) as display:  # the table already says it all
+        display.show(screens.render(outcome_screen(results), display.size))
 
 
 def format_table(results: list[Check], config_source: str | Path) -> str:

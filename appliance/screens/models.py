@@ -37,6 +37,7 @@ class ReadyScreen:
 @dataclass(frozen=True)
 class WorkingScreen:
     stage: str = ""
+    title: str = "Looking at the leaf…"  # what is being done: start-up must not claim to look at a leaf
 
 
 @dataclass(frozen=True, eq=False)

@@ -92,7 +92,7 @@ def render_working(screen: WorkingScreen, size: tuple[int, int]) -> Canvas:
     c = Canvas(size)
     top = c.header("Working", BLUE)
     m = c.margin
-    main = fit_text("Looking at the leaf…", c.w - 2 * m, (c.h - top) * 0.6, c.huge, c.min_text, bold=True)
+    main = fit_text(screen.title, c.w - 2 * m, (c.h - top) * 0.6, c.huge, c.min_text, bold=True)
     stage = fit_text(screen.stage, c.w - 2 * m, c.s * 0.2, c.body, MIN_TEXT, max_lines=2) if screen.stage else None
     total = main.height + (m + stage.height if stage else 0)
     y = top + max(0, (c.h - m - top - total) // 2)
