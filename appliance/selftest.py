@@ -102,16 +102,18 @@ def _check_display(cfg) -> str:
     return f"{cfg.display.kind}: {display.size[0]}x{display.size[1]} frame shown{where}"
 
 
-def _check_leds(cfg, pause: float) -> str:
+def _check_leds(cfg, pause: float, say: Callable[[str], None]) -> str:
     from .wiring import make_leds
 
     shown = [LedPattern.READY, LedPattern.BUSY, LedPattern.HEALTHY, LedPattern.DISEASE, LedPattern.RETAKE]
-    with make_leds(cfg) as leds:
+    simulated = cfg.leds.kind == "simulated"
+    with make_leds(cfg, say=say if simulated else None) as leds:
         for pattern in shown:
             leds.show(pattern)
             time.sleep(pause)
         leds.show(LedPattern.OFF)
-    return f"{cfg.leds.kind}: showed {', '.join(p.value for p in shown)} (look at them)"
+    where = "printed above as 'LED: …' lines" if simulated else "look at them"
+    return f"{cfg.leds.kind}: showed {', '.join(p.value for p in shown)} ({where})"
 
 
 def _check_button(cfg, timeout: float, say: Callable[[str], None]) -> str:
@@ -140,7 +142,7 @@ def run_selftest(
         ("storage", lambda: _check_storage(cfg)),
         ("camera", lambda: _check_camera(cfg)),
         ("display", lambda: _check_display(cfg)),
-        ("leds", lambda: _check_leds(cfg, led_pause)),
+        ("leds", lambda: _check_leds(cfg, led_pause, say)),
         ("button", (lambda: _check_button(cfg, press_timeout, say)) if interactive else None),
     ]
     results = []
