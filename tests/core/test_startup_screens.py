@@ -41,3 +41,14 @@ def test_selftest_ends_by_showing_how_it_ended(tmp_path):
     ending = outcome_screen(run_selftest(broken, interactive=False, led_pause=0))
     assert ending.title == "Self-test failed" and ending.body == "Failed: camera"
     assert (_shown(broken) == screens.render(ending, size)).all()
+
+
+def test_rotate_90_turns_the_simulated_screen_of_the_running_appliance(tmp_path):
+    cfg = simulated_config(tmp_path, display="rotate = 90")
+    with Running(cfg) as app:
+        assert isinstance(app.screens_shown[-1], screens.ReadyScreen)
+        assert app.display.size == (320, 480)  # the screens are drawn portrait
+        shown = _shown(cfg)
+    assert shown.shape == (320, 480, 3)  # the panel (and its PNG) stays landscape
+    assert (shown[:, :5] == screens.BLUE).all(axis=2).mean() > 0.9  # the header band is now the left edge
+    assert not (shown[:5, 60:] == screens.BLUE).all(axis=2).any()
