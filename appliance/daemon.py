@@ -194,7 +194,7 @@ class Appliance:
         if self.sync is not None:
             self.sync.start()  # its own thread and store connection: never blocks this loop
         self.leds.show(LedPattern.BUSY)  # amber fast blink while the model loads (hardware guide)
-        self._show(screens.WorkingScreen(stage="Starting up"))
+        self._show(screens.WorkingScreen(stage="Loading the model", title="Starting up…"))
         self._bring_up()
         while not self._stop.is_set():
             if self.watchdog is not None:

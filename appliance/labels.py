@@ -18,6 +18,7 @@ class Label:
     condition: str
     advice: str
     healthy: bool
+    short_advice: str = ""  # one sentence for small panels where ``advice`` does not fit readably
 
 
 def is_crop_class(slug: str) -> bool:
@@ -93,7 +94,17 @@ def label(slug: str, language: str = DEFAULT_LANGUAGE) -> Label:
         condition=str(words.get("condition", "")),
         advice=str(words.get("advice", "")),
         healthy=bool(base.get("healthy", False)),
+        short_advice=str(words.get("short_advice", "")),
     )
+
+
+def short_advice(slug: str, advice: str) -> str:
+    """The short advice in the same language as ``advice`` (a screen only has the diagnosis's words); "" if none."""
+    for language in _table().get(slug, {}):
+        words = label(slug, language)
+        if words.advice == advice:
+            return words.short_advice
+    return ""
 
 
 def known_slugs() -> list[str]:

@@ -102,16 +102,18 @@ def _check_display(cfg) -> str:
     return f"{cfg.display.kind}: {display.size[0]}x{display.size[1]} frame shown{where}"
 
 
-def _check_leds(cfg, pause: float) -> str:
+def _check_leds(cfg, pause: float, say: Callable[[str], None]) -> str:
     from .wiring import make_leds
 
     shown = [LedPattern.READY, LedPattern.BUSY, LedPattern.HEALTHY, LedPattern.DISEASE, LedPattern.RETAKE]
-    with make_leds(cfg) as leds:
+    simulated = cfg.leds.kind == "simulated"
+    with make_leds(cfg, say=say if simulated else None) as leds:
         for pattern in shown:
             leds.show(pattern)
             time.sleep(pause)
         leds.show(LedPattern.OFF)
-    return f"{cfg.leds.kind}: showed {', '.join(p.value for p in shown)} (look at them)"
+    where = "printed above as 'LED: …' lines" if simulated else "look at them"
+    return f"{cfg.leds.kind}: showed {', '.join(p.value for p in shown)} ({where})"
 
 
 def _check_button(cfg, timeout: float, say: Callable[[str], None]) -> str:
@@ -140,7 +142,7 @@ def run_selftest(
         ("storage", lambda: _check_storage(cfg)),
         ("camera", lambda: _check_camera(cfg)),
         ("display", lambda: _check_display(cfg)),
-        ("leds", lambda: _check_leds(cfg, led_pause)),
+        ("leds", lambda: _check_leds(cfg, led_pause, say)),
         ("button", (lambda: _check_button(cfg, press_timeout, say)) if interactive else None),
     ]
     results = []
@@ -152,7 +154,30 @@ def run_selftest(
             results.append(Check(part, PASS, step()))
         except Exception as exc:  # every failure is a line in the table, never a traceback
             results.append(Check(part, FAIL, str(exc) or type(exc).__name__))
+    _show_outcome(cfg, results)
     return results
+
+
+def outcome_screen(results: list[Check]) -> screens.MessageScreen:
+    """How the self-test ended, for the display: it must not stay on "Checking the appliance…"."""
+    failed = [c.part for c in results if c.result == FAIL]
+    if failed:
+        return screens.MessageScreen("Self-test failed", f"Failed: {', '.join(failed)}", tone="error")
+    skipped = [c.part for c in results if c.result == SKIP]
+    body = "All checks passed" + (f" (not checked: {', '.join(skipped)})" if skipped else "")
+    return screens.MessageScreen("Self-test passed", body, tone="ok")
+
+
+def _show_outcome(cfg, results: list[Check]) -> None:
+    """Leaves the outcome on the display, when the display itself passed (else there is nothing to show it on)."""
+    from .wiring import make_display
+
+    if not any(c.part == "display" and c.result == PASS for c in results):
+        return
+    if cfg.display.kind == "simulated" and not cfg.display_out_dir.is_dir():
+        return  # the check drew in a temporary folder: nobody is looking at a simulated screen yet
+    with contextlib.suppress(Exception), make_display(cfg) as display:  # the table already says it all
+        display.show(screens.render(outcome_screen(results), display.size))
 
 
 def format_table(results: list[Check], config_source: str | Path) -> str:

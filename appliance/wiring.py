@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from .classifier import OnnxClassifier
@@ -82,12 +83,13 @@ def make_button(cfg, stdin: bool = False):
     return GpioButton(pin=b.pin, pull_up=b.pull_up, bounce_ms=b.bounce_ms, long_press_s=b.long_press_s)
 
 
-def make_leds(cfg):
+def make_leds(cfg, say: Callable[[str], None] | None = None):
+    """The LEDs the config names; simulated ones log each change, or hand it to ``say`` (e.g. print)."""
     c = cfg.leds
     if c.kind == "simulated":
-        from .hardware.sim_leds import SimulatedLeds
+        from .hardware.sim_leds import SimulatedLeds, describe
 
-        return SimulatedLeds()
+        return SimulatedLeds() if say is None else SimulatedLeds(lambda p: say(describe(p)))
     from .hardware.gpio import GpioLeds, RgbLeds
 
     if c.kind == "rgb":

@@ -2,21 +2,37 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
 
+from ..led_codes import LED_CODES
 from ..ports import LedPattern
 from .closing import Closing
+
+log = logging.getLogger("appliance.leds")
+
+
+def describe(pattern: LedPattern) -> str:
+    """One short line per pattern, e.g. "LED: green steady (ready)": simulated LEDs cannot be looked at."""
+    code = LED_CODES.get(LedPattern(pattern))
+    looks = "off" if code is None or code.colour == "off" else code.short().lower()
+    return f"LED: {looks} ({LedPattern(pattern).value})"
+
+
+def log_change(pattern: LedPattern) -> None:
+    """The default ``on_change``: an INFO line, which `appliance run --simulate` shows in its log."""
+    log.info("%s", describe(pattern))
 
 
 class SimulatedLeds(Closing):
     """Keeps ``current`` and a ``timeline`` of (time.monotonic(), pattern); safe from any thread.
 
-    ``on_change`` (optional) is told each new pattern, e.g. to print it in a terminal.
+    ``on_change`` is told each new pattern; by default it is logged at INFO (:func:`log_change`).
     """
 
-    def __init__(self, on_change: Callable[[LedPattern], None] | None = None) -> None:
+    def __init__(self, on_change: Callable[[LedPattern], None] | None = log_change) -> None:
         self.current = LedPattern.OFF
         self.timeline: list[tuple[float, LedPattern]] = []
         self.closed = False

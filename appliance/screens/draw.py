@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw
 
-from appliance.screens.text import Fitted, fit_text, font, line_height
+from appliance.screens.text import Fitted, block_height, fit_text, font, line_height
 
 RGB = tuple[int, int, int]
 
@@ -25,6 +25,9 @@ SLATE: RGB = (55, 71, 79)
 PURPLE: RGB = (74, 20, 140)  # "not known": neither a result (green/red) nor a bad photo (amber)
 WARNING_BAND: RGB = (255, 224, 130)
 
+# The smallest font pixel size any screen uses: below it text is unreadable on a 1.3-2.8 inch panel.
+MIN_TEXT = 16
+
 
 class Canvas:
     """One frame being drawn, with sizes derived from its dimensions."""
@@ -39,10 +42,22 @@ class Canvas:
         self.s = min(h, w * 0.75)  # the scale fonts follow: height, unless the screen is narrow
         self.margin = max(6, round(self.s * 0.045))
         self.header_h = max(30, round(self.s * 0.19))
-        self.huge = max(16, round(self.s * 0.125))
-        self.body = max(14, round(self.s * 0.085))
-        self.small = max(12, round(self.s * 0.06))
-        self.min_text = max(12, round(self.s * 0.045))
+        self.huge = max(20, round(self.s * 0.125))
+        self.body = max(MIN_TEXT, round(self.s * 0.085))
+        self.small = max(MIN_TEXT, round(self.s * 0.06))
+        self.min_text = max(MIN_TEXT, round(self.s * 0.045))
+        self.font_sizes: list[int] = []  # every font size drawn, so tests can hold the readable minimum
+        self.texts: list[str] = []  # the body text drawn, line breaks as spaces
+        self.cut: list[str] = []  # body text that did not fit and ends in an ellipsis
+
+    @property
+    def smallest_font(self) -> int | None:
+        """The smallest font pixel size drawn on this frame; None when it has no text."""
+        return min(self.font_sizes) if self.font_sizes else None
+
+    def room(self, lines: int, size: int, bold: bool = False) -> float:
+        """The height ``lines`` lines of text at ``size`` px need: a box never smaller than its minimum text."""
+        return block_height(font(size, bold), lines) + 1
 
     def header(self, title: str, colour: RGB, right: str = "") -> int:
         """A full-width band with the title; returns the y where the body starts."""
@@ -51,14 +66,19 @@ class Canvas:
         ink = INK if colour in (AMBER, WARNING_BAND) else WHITE
         right_w = 0
         if right:
-            rf = font(max(12, round(hh * 0.42)), True)
+            rf = font(max(MIN_TEXT, round(hh * 0.42)), True)
+            self.font_sizes.append(rf.size)
             right_w = rf.getlength(right)
             self.draw.text((self.w - m, hh // 2), right, font=rf, fill=ink, anchor="rm")
             right_w += m
         # A long title is cut rather than shrunk: the band must stay readable from a distance.
-        title_w, title_min = self.w - 2 * m - right_w, max(12, round(hh * 0.42))
+        title_w, title_min = self.w - 2 * m - right_w, max(MIN_TEXT, round(hh * 0.42))
         fitted = fit_text(title, title_w, hh * 0.8, round(hh * 0.56), title_min, bold=True, max_lines=1)
         if fitted.lines:
+            self.font_sizes.append(fitted.font.size)
+            self.texts.append(" ".join(fitted.lines))
+        if fitted.truncated:
+            self.cut.append(" ".join(fitted.lines))
             self.draw.text((m, hh // 2), fitted.lines[0], font=fitted.font, fill=ink, anchor="lm")
         return hh + m
 
@@ -73,6 +93,11 @@ class Canvas:
     ) -> int:
         """Draws fitted lines from (x, y) down; returns the y just below them."""
         lh = line_height(fitted.font)
+        if fitted.lines:
+            self.font_sizes.append(fitted.font.size)
+            self.texts.append(" ".join(fitted.lines))
+        if fitted.truncated:
+            self.cut.append(" ".join(fitted.lines))
         for i, line in enumerate(fitted.lines):
             if align == "center" and width is not None:
                 self.draw.text((x + width / 2, y + i * lh), line, font=fitted.font, fill=colour, anchor="ma")

@@ -12,8 +12,11 @@ from appliance.result import Diagnosis, RetakeReason, UnknownReason
 from leaf_wire import reasons
 
 READY_HINT = "Hold a leaf in front of the camera and press the button"
+READY_EXPORT = "Hold the button down to export to USB."
 UNKNOWN_TITLE = "Not known"
 UNKNOWN_NEXT = "Press the button for the next leaf."
+RESULT_NEXT = "Press the button for the next leaf."
+RETAKE_NEXT = "Press the button for a new photo."
 
 # Per reason: what is wrong, and one short hint for a better photo.
 # (headline, how to take a better photo) per reason; the words live in labels.py with the others.
@@ -34,12 +37,14 @@ class ReadyScreen:
 @dataclass(frozen=True)
 class WorkingScreen:
     stage: str = ""
+    title: str = "Looking at the leaf…"  # what is being done: start-up must not claim to look at a leaf
 
 
 @dataclass(frozen=True, eq=False)
 class ResultScreen:
     diagnosis: Diagnosis
     photo: np.ndarray | None = None  # BGR, as captured
+    short_advice: str | None = None  # None: the labels' short advice for the diagnosis's class and language
 
 
 @dataclass(frozen=True, eq=False)

@@ -14,6 +14,7 @@ from appliance.screens.draw import (
     BLUE,
     GREEN,
     INK,
+    MIN_TEXT,
     MUTED,
     PURPLE,
     RED,
@@ -24,7 +25,10 @@ from appliance.screens.draw import (
     human_bytes,
 )
 from appliance.screens.models import (
+    READY_EXPORT,
     READY_HINT,
+    RESULT_NEXT,
+    RETAKE_NEXT,
     RETAKE_TEXT,
     UNKNOWN_NEXT,
     UNKNOWN_TITLE,
@@ -38,70 +42,77 @@ from appliance.screens.models import (
     UnknownScreen,
     WorkingScreen,
 )
-from appliance.screens.text import fit_text
+from appliance.screens.text import Fitted, fit_text
 from leaf_wire import reasons
 
 
-def render_ready(screen: ReadyScreen, size: tuple[int, int]) -> np.ndarray:
+def render_ready(screen: ReadyScreen, size: tuple[int, int]) -> Canvas:
     c = Canvas(size)
     now = screen.now or datetime.now()
     top = c.header("Ready", BLUE, right=now.strftime("%H:%M"))
     m, bottom = c.margin, c.h - c.margin
 
     if screen.status:
-        fs = fit_text(screen.status, c.w - 2 * m, c.s * 0.2, c.small, 12, max_lines=2)
+        fs = fit_text(screen.status, c.w - 2 * m, max(c.s * 0.2, c.room(2, MIN_TEXT)), c.small, MIN_TEXT, max_lines=2)
         band_top = bottom - fs.height - m
         if screen.warning:
             c.draw.rectangle((0, band_top - m // 2, c.w, c.h), fill=WARNING_BAND)
         c.text(fs, m, band_top, INK if screen.warning else MUTED)
         bottom = band_top - m
 
+    fx = fit_text(READY_EXPORT, c.w - 2 * m, c.room(2, MIN_TEXT), c.small, MIN_TEXT, max_lines=2)
+    c.text(fx, m, bottom - fx.height, INK)
+    bottom -= fx.height + m
+
     facts = []
     if screen.records is not None:
-        facts.append(f"{screen.records:,} records stored")
+        facts.append(f"{screen.records:,} records")
     if screen.free_mb is not None:
         facts.append(f"{human_bytes(round(screen.free_mb * 2**20))} free")
-    info_lines = [
-        labels.crops_line(screen.crops) if screen.crops is not None else "",
-        f"Model {screen.model_version}" if screen.model_version else "",
-        " · ".join(facts),
-    ]
-    info = "\n".join(line for line in info_lines if line)
-    if info:
-        fi = fit_text(info, c.w - 2 * m, c.s * 0.3, c.small, 12, max_lines=3)
+    crops = labels.crops_line(screen.crops) if screen.crops is not None else ""
+    model = f"Model {screen.model_version}" if screen.model_version else ""
+    # The hint and the export line are what to do; the facts give way, least useful first.
+    hint_need = fit_text(READY_HINT, c.w - 2 * m, c.h, MIN_TEXT, MIN_TEXT, bold=True).height + m
+    info_room = min(max(c.s * 0.3, c.room(3, MIN_TEXT)), bottom - top - hint_need)
+    for kept in ([crops, model, " · ".join(facts)], [crops, " · ".join(facts)], [crops], []):
+        info = "\n".join(line for line in kept if line)
+        fi = fit_text(info, c.w - 2 * m, info_room, c.small, MIN_TEXT, max_lines=3) if info else None
+        if fi is None or not fi.truncated:
+            break
+    if fi is not None and fi.lines:
         c.text(fi, m, bottom - fi.height, MUTED)
         bottom -= fi.height + m
 
     fh = fit_text(READY_HINT, c.w - 2 * m, max(0, bottom - top), c.huge, c.min_text, bold=True)
     c.text(fh, m, top + max(0, (bottom - top - fh.height) // 2), INK, width=c.w - 2 * m, align="center")
-    return c.array()
+    return c
 
 
-def render_working(screen: WorkingScreen, size: tuple[int, int]) -> np.ndarray:
+def render_working(screen: WorkingScreen, size: tuple[int, int]) -> Canvas:
     c = Canvas(size)
     top = c.header("Working", BLUE)
     m = c.margin
-    main = fit_text("Looking at the leaf…", c.w - 2 * m, (c.h - top) * 0.6, c.huge, c.min_text, bold=True)
-    stage = fit_text(screen.stage, c.w - 2 * m, c.s * 0.2, c.body, 12, max_lines=2) if screen.stage else None
+    main = fit_text(screen.title, c.w - 2 * m, (c.h - top) * 0.6, c.huge, c.min_text, bold=True)
+    stage = fit_text(screen.stage, c.w - 2 * m, c.s * 0.2, c.body, MIN_TEXT, max_lines=2) if screen.stage else None
     total = main.height + (m + stage.height if stage else 0)
     y = top + max(0, (c.h - m - top - total) // 2)
     y = c.text(main, m, y, INK, width=c.w - 2 * m, align="center")
     if stage:
         c.text(stage, m, y + m, MUTED, width=c.w - 2 * m, align="center")
-    return c.array()
+    return c
 
 
 def _confidence(c: Canvas, probability: float, x: int, y: int, width: int, colour: RGB) -> int:
     shown = shown_percent(probability)
     label = f"{shown}% sure"
-    f = fit_text(label, width, c.s * 0.12, round(c.body * 0.9), 12, bold=True, max_lines=1)
+    f = fit_text(label, width, c.s * 0.12, max(MIN_TEXT, round(c.body * 0.9)), MIN_TEXT, bold=True, max_lines=1)
     y = c.text(f, x, y, INK)
     bar_h = max(8, round(c.s * 0.045))
     c.bar(x, y + c.margin // 2, width, bar_h, shown / 100, colour)
     return y + c.margin // 2 + bar_h
 
 
-def render_result(screen: ResultScreen, size: tuple[int, int]) -> np.ndarray:
+def render_result(screen: ResultScreen, size: tuple[int, int]) -> Canvas:
     c = Canvas(size)
     d = screen.diagnosis
     colour = GREEN if d.healthy else RED
@@ -110,74 +121,115 @@ def render_result(screen: ResultScreen, size: tuple[int, int]) -> np.ndarray:
     condition = d.condition or ("Healthy" if d.healthy else "Disease found")
     probability = d.best.probability if d.top else 0.0
     body_h = c.h - top - m
-    # The photo only confirms which leaf was judged; the words need the room, so it stays small.
+    # The photo only confirms which leaf was judged; the words need the room, so it stays small,
+    # and it goes when the condition would not fit beside it at the readable minimum.
     side = int(min(body_h * 0.45, c.w * 0.3)) if screen.photo is not None else 0
+    fc = _condition(c, condition, side, body_h)
+    if side and fc.truncated:
+        side = 0
+        fc = _condition(c, condition, side, body_h)
     if side:
         c.photo(screen.photo, m, top, side)
     x = m + side + m if side else m
     width = c.w - x - m
-    max_cond_h = (side if side else body_h * 0.4) - c.s * 0.12
-    fc = fit_text(condition, width, max_cond_h, c.huge, c.min_text, bold=True, max_lines=3 if side else 2)
     y = c.text(fc, x, top, colour)
     y = _confidence(c, probability, x, y + m // 2, width, colour)
     advice_top = max(top + side, y) + m
-    fa = fit_text(d.advice, c.w - 2 * m, c.h - m - advice_top, c.body, c.min_text)
+    fn = fit_text(RESULT_NEXT, c.w - 2 * m, c.room(2, MIN_TEXT), c.small, MIN_TEXT, max_lines=2)
+    c.text(fn, m, c.h - m - fn.height, MUTED)
+    room = c.h - m - fn.height - m // 2 - advice_top
+    fa = fit_text(d.advice, c.w - 2 * m, room, c.body, c.min_text)
+    if fa.truncated:  # too long to read whole at the minimum size: one short sentence instead
+        short = screen.short_advice
+        if short is None:
+            short = labels.short_advice(d.best.slug, d.advice) if d.top else ""
+        if short:
+            fa = fit_text(short, c.w - 2 * m, room, c.body, c.min_text)
     c.text(fa, m, advice_top, INK)
-    return c.array()
+    return c
 
 
-def _footer_and_photo(c: Canvas, footer_text: str, photo: np.ndarray | None, top: int) -> tuple[int, int, int, int]:
-    """The next-action footer and the photo thumbnail of a retake or unknown screen.
+def _condition(c: Canvas, condition: str, side: int, body_h: int) -> Fitted:
+    width = c.w - (c.margin + side + c.margin if side else c.margin) - c.margin
+    max_cond_h = max((side if side else body_h * 0.4) - c.s * 0.12, c.room(1, MIN_TEXT, bold=True))
+    return fit_text(condition, width, max_cond_h, c.huge, c.min_text, bold=True, max_lines=3 if side else 2)
 
-    Returns (footer top, body height, photo side, x where the text beside the photo starts).
-    """
+
+def _footer(c: Canvas, footer_text: str, top: int) -> tuple[int, int]:
+    """The next-action footer of a retake or unknown screen; returns (footer top, body height)."""
     m = c.margin
-    footer = fit_text(footer_text, c.w - 2 * m, c.s * 0.2, c.small, 12, max_lines=2)
+    footer = fit_text(footer_text, c.w - 2 * m, max(c.s * 0.2, c.room(2, MIN_TEXT)), c.small, MIN_TEXT, max_lines=2)
     bottom = c.h - m - footer.height
     c.text(footer, m, bottom, MUTED)
-    body_h = bottom - m - top
-    side = int(min(body_h * 0.45, c.w * 0.3)) if photo is not None else 0
-    if side:
-        c.photo(photo, m, top, side)
-    return bottom, body_h, side, (m + side + m if side else m)
+    return bottom, bottom - m - top
 
 
-def render_retake(screen: RetakeScreen, size: tuple[int, int]) -> np.ndarray:
+def _photo_side(c: Canvas, photo: np.ndarray | None, body_h: int) -> int:
+    return int(min(body_h * 0.45, c.w * 0.3)) if photo is not None else 0
+
+
+def render_retake(screen: RetakeScreen, size: tuple[int, int]) -> Canvas:
     c = Canvas(size)
     top = c.header("Please try again", AMBER)
     m = c.margin
     default_headline, default_hint = RETAKE_TEXT.get(screen.reason, ("Photo not usable", "Take the photo again."))
     headline = screen.headline or default_headline
     hint = screen.hint or default_hint
-    bottom, body_h, side, x = _footer_and_photo(c, "Press the button for a new photo.", screen.photo, top)
-    fh = fit_text(headline, c.w - x - m, side or body_h * 0.4, c.huge, c.min_text, bold=True, max_lines=3)
+    bottom, body_h = _footer(c, RETAKE_NEXT, top)
+
+    def fit_headline(side: int) -> Fitted:
+        x = m + side + m if side else m
+        return fit_text(headline, c.w - x - m, side or body_h * 0.4, c.huge, c.min_text, bold=True, max_lines=3)
+
+    side = _photo_side(c, screen.photo, body_h)
+    fh = fit_headline(side)
+    if side and fh.truncated:  # the words matter more than the thumbnail
+        side = 0
+        fh = fit_headline(side)
+    if side:
+        c.photo(screen.photo, m, top, side)
+    x = m + side + m if side else m
     y = max(c.text(fh, x, top, INK), top + side) + m
     ft = fit_text(hint, c.w - 2 * m, bottom - m - y, c.body, c.min_text)
     c.text(ft, m, y, INK)
-    return c.array()
+    return c
 
 
-def render_unknown(screen: UnknownScreen, size: tuple[int, int]) -> np.ndarray:
+def render_unknown(screen: UnknownScreen, size: tuple[int, int]) -> Canvas:
     c = Canvas(size)
     top = c.header(UNKNOWN_TITLE, PURPLE)
     m = c.margin
     headline = screen.headline or reasons.unknown_words(screen.reason.value if screen.reason else "")[0]
     hint = screen.hint or reasons.unknown_words(screen.reason.value if screen.reason else "")[1]
-    bottom, body_h, side, x = _footer_and_photo(c, UNKNOWN_NEXT, screen.photo, top)
+    bottom, body_h = _footer(c, UNKNOWN_NEXT, top)
+
+    def fit_words(side: int) -> tuple[Fitted | None, Fitted]:
+        x = m + side + m if side else m
+        room = max(side, body_h * 0.5)  # the headline may run below the photo: it is what matters here
+        fc = None
+        if screen.crop:
+            fc = fit_text(screen.crop, c.w - x - m, c.s * 0.12, c.body, MIN_TEXT, bold=True, max_lines=1)
+            room = max(0, room - fc.height - m // 2)
+        return fc, fit_text(headline, c.w - x - m, room, c.huge, c.min_text, bold=True, max_lines=3)
+
+    side = _photo_side(c, screen.photo, body_h)
+    fc, fh = fit_words(side)
+    if side and (fh.truncated or (fc is not None and fc.truncated)):  # the words matter more than the thumbnail
+        side = 0
+        fc, fh = fit_words(side)
+    if side:
+        c.photo(screen.photo, m, top, side)
+    x = m + side + m if side else m
     y = top
-    room = max(side, body_h * 0.5)  # the headline may run below the photo: it is what matters here
-    if screen.crop:
-        fc = fit_text(screen.crop, c.w - x - m, c.s * 0.12, c.body, 12, bold=True, max_lines=1)
+    if fc is not None:
         y = c.text(fc, x, y, PURPLE) + m // 2
-        room = max(0, room - (y - top))
-    fh = fit_text(headline, c.w - x - m, room, c.huge, c.min_text, bold=True, max_lines=3)
     y = max(c.text(fh, x, y, INK), top + side) + m
     ft = fit_text(hint, c.w - 2 * m, bottom - m - y, c.body, c.min_text)
     c.text(ft, m, y, INK)
-    return c.array()
+    return c
 
 
-def render_fault(screen: FaultScreen, size: tuple[int, int]) -> np.ndarray:
+def render_fault(screen: FaultScreen, size: tuple[int, int]) -> Canvas:
     c = Canvas(size)
     top = c.header(screen.title, RED)
     m = c.margin
@@ -186,7 +238,9 @@ def render_fault(screen: FaultScreen, size: tuple[int, int]) -> np.ndarray:
         n = screen.code
         dot = max(8, round(c.body * 0.75))
         dots_w = min(n, 9) * dot * 1.5
-        fl = fit_text(f"Red light: {n} blinks", c.w - 3 * m - dots_w, c.s * 0.15, c.body, 12, bold=True, max_lines=1)
+        fl = fit_text(
+            f"Red light: {n} blinks", c.w - 3 * m - dots_w, c.s * 0.15, c.body, MIN_TEXT, bold=True, max_lines=1
+        )
         row_h = max(fl.height, dot)
         row_y = bottom - row_h
         c.text(fl, m, row_y + (row_h - fl.height) // 2, INK)
@@ -202,24 +256,28 @@ def render_fault(screen: FaultScreen, size: tuple[int, int]) -> np.ndarray:
     yy = c.text(fp, m, top, INK) + m
     fa = fit_text(screen.action, c.w - 2 * m, bottom - yy, c.body, c.min_text)
     c.text(fa, m, yy, INK)
-    return c.array()
+    return c
 
 
-def render_progress(screen: ProgressScreen, size: tuple[int, int]) -> np.ndarray:
+def render_progress(screen: ProgressScreen, size: tuple[int, int]) -> Canvas:
     c = Canvas(size)
     top = c.header(screen.title, BLUE)
     m = c.margin
     width = c.w - 2 * m
     total = max(0, screen.total)
     done = min(max(0, screen.done), total) if total else max(0, screen.done)
-    count = fit_text(f"{done:,} of {total:,}", width, c.s * 0.2, c.huge, 12, bold=True, max_lines=1)
+    count = fit_text(f"{done:,} of {total:,}", width, c.s * 0.2, c.huge, MIN_TEXT, bold=True, max_lines=1)
     if screen.bytes_total:
         mb = f"{screen.bytes_done / 1e6:.1f} of {screen.bytes_total / 1e6:.1f} MB"
     else:
         mb = f"{screen.bytes_done / 1e6:.1f} MB"
-    fmb = fit_text(mb, width, c.s * 0.15, c.body, 12, max_lines=1)
+    fmb = fit_text(mb, width, c.s * 0.15, c.body, MIN_TEXT, max_lines=1)
     bar_h = max(10, round(c.s * 0.07))
-    detail = fit_text(screen.detail, width, c.s * 0.2, c.small, 12, max_lines=2) if screen.detail else None
+    detail = (
+        fit_text(screen.detail, width, max(c.s * 0.2, c.room(2, MIN_TEXT)), c.small, MIN_TEXT, max_lines=2)
+        if screen.detail
+        else None
+    )
     block = count.height + m + fmb.height + m + bar_h + (m + detail.height if detail else 0)
     y = top + max(0, (c.h - m - top - block) // 2)
     y = c.text(count, m, y, INK, width=width, align="center") + m
@@ -230,13 +288,13 @@ def render_progress(screen: ProgressScreen, size: tuple[int, int]) -> np.ndarray
     c.bar(m, y, width, bar_h, fraction, BLUE)
     if detail:
         c.text(detail, m, y + bar_h + m, MUTED, width=width, align="center")
-    return c.array()
+    return c
 
 
 TONES: dict[str, RGB] = {"info": SLATE, "ok": GREEN, "warning": AMBER, "error": RED}
 
 
-def render_message(screen: MessageScreen, size: tuple[int, int]) -> np.ndarray:
+def render_message(screen: MessageScreen, size: tuple[int, int]) -> Canvas:
     c = Canvas(size)
     top = c.header(screen.title, TONES.get(screen.tone, SLATE))
     m = c.margin
@@ -244,10 +302,10 @@ def render_message(screen: MessageScreen, size: tuple[int, int]) -> np.ndarray:
         fb = fit_text(screen.body, c.w - 2 * m, c.h - m - top, c.huge, c.min_text, bold=True)
         y = top + max(0, (c.h - m - top - fb.height) // 2)
         c.text(fb, m, y, INK, width=c.w - 2 * m, align="center")
-    return c.array()
+    return c
 
 
-_RENDERERS: dict[type, Callable[..., np.ndarray]] = {
+_RENDERERS: dict[type, Callable[..., Canvas]] = {
     ReadyScreen: render_ready,
     WorkingScreen: render_working,
     ResultScreen: render_result,
@@ -259,10 +317,15 @@ _RENDERERS: dict[type, Callable[..., np.ndarray]] = {
 }
 
 
-def render(screen: Screen, size: tuple[int, int]) -> np.ndarray:
-    """The screen as an RGB uint8 array of shape (height, width, 3) for a display of ``size`` (w, h)."""
+def draw_screen(screen: Screen, size: tuple[int, int]) -> Canvas:
+    """The drawn canvas, which also knows the font sizes it used (tests hold the readable minimum)."""
     try:
         renderer = _RENDERERS[type(screen)]
     except KeyError:
         raise TypeError(f"no renderer for {type(screen).__name__}") from None
     return renderer(screen, size)
+
+
+def render(screen: Screen, size: tuple[int, int]) -> np.ndarray:
+    """The screen as an RGB uint8 array of shape (height, width, 3) for a display of ``size`` (w, h)."""
+    return draw_screen(screen, size).array()
