@@ -203,8 +203,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.simulate:
         print(
             "Simulated appliance (no Pi needed).\n"
-            f"  press:    {'Enter = short press (diagnose), l + Enter = long press (export); ' if keyboard else ''}"
-            "or `appliance press` in another terminal\n"
+            f"  press:    {'Enter = short press (diagnose), l + Enter = long press (export); or ' if keyboard else ''}"
+            f"`appliance press{command_flags(args.config, args.simulate)}` in another terminal\n"
             f"  screen:   {cfg.display_out_dir / 'latest.png'} (every frame numbered beside it)\n"
             f"  records:  {cfg.db_path}  (`appliance history{command_flags(args.config, args.simulate)}`)\n"
             + (f"  browser:  {url}\n" if (url := web_url(app)) else "")
