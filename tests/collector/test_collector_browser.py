@@ -8,11 +8,8 @@ from __future__ import annotations
 
 import base64
 import csv
-import importlib.util
 import io
 import json
-import os
-import shutil
 import time
 import urllib.request
 import uuid
@@ -21,56 +18,20 @@ from pathlib import Path
 import pytest
 
 from leaf_wire import protocol
+from tests.helpers.browser import headless_chromium
 from tests.helpers.collector import (
     PHOTOS,
     in_process_collector,
     issue_token,
 )
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
-
-
-def _require_browser() -> None:
-    missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not Path(p).exists()]
-    if importlib.util.find_spec("selenium") is None:
-        missing.append("selenium (pip)")
-    if not missing:
-        return
-    reason = (
-        f"browser check needs {', '.join(missing)} (apt-get install chromium chromium-driver; pip install selenium)"
-    )
-    if os.environ.get("LEAF_REQUIRE_BROWSER") == "1":
-        pytest.fail(reason)
-    pytest.skip(reason)
-
 
 @pytest.fixture
 def browser(tmp_path: Path):
-    _require_browser()
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
     downloads = tmp_path / "downloads"
     downloads.mkdir()
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in (
-        "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
-        f"--user-data-dir={tmp_path / 'profile'}",
-    ):  # fmt: skip
-        options.add_argument(flag)
-    options.add_experimental_option(
-        "prefs", {"download.default_directory": str(downloads), "download.prompt_for_download": False}
-    )
-    driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
-    driver.execute_cdp_cmd("Page.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
-    driver.set_page_load_timeout(30)
-    try:
+    with headless_chromium(tmp_path / "profile", downloads) as driver:
         yield driver, downloads
-    finally:
-        driver.quit()
 
 
 def _seed(url: str, token: str, device_id: str, count: int) -> list[dict]:

@@ -12,6 +12,7 @@ import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -33,7 +34,8 @@ def require_browser() -> None:
 
 
 @contextmanager
-def headless_chromium(profile: Path) -> Iterator[object]:
+def headless_chromium(profile: Path, downloads: Path | None = None) -> Iterator[Any]:
+    """A driver on a fresh profile; with `downloads`, files the page offers land there unasked."""
     require_browser()
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
@@ -46,7 +48,13 @@ def headless_chromium(profile: Path) -> Iterator[object]:
         f"--user-data-dir={profile}",
     ):  # fmt: skip
         options.add_argument(flag)
+    if downloads is not None:
+        options.add_experimental_option(
+            "prefs", {"download.default_directory": str(downloads), "download.prompt_for_download": False}
+        )
     driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
+    if downloads is not None:
+        driver.execute_cdp_cmd("Page.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
     driver.set_page_load_timeout(30)
     try:
         yield driver
