@@ -128,8 +128,20 @@ def _check_button(cfg, timeout: float, say: Callable[[str], None]) -> str:
 
     with make_button(cfg) as button:
         button.start(on_press)
-        say(f"Press the button now (waiting up to {timeout:.0f} s)...")
+        simulated = cfg.button.kind == "simulated"
+        if simulated:  # there is no button to press: say how to press the simulated one
+            say(
+                "Press the simulated button now: in another terminal run `appliance press` with the same "
+                f"--config/--simulate flags as this self-test (waiting up to {timeout:.0f} s)..."
+            )
+        else:
+            say(f"Press the button now (waiting up to {timeout:.0f} s)...")
         if not event.wait(timeout):
+            if simulated:
+                raise RuntimeError(
+                    f"no press within {timeout:.0f} s: nothing reached the simulated button at "
+                    f"{cfg.control_socket_path} (`appliance press` with this self-test's flags presses it)"
+                )
             raise RuntimeError(f"no press within {timeout:.0f} s: check the wiring to GPIO {cfg.button.pin}")
     return f"{pressed[0].value} press received"
 

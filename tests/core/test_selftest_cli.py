@@ -48,12 +48,24 @@ def test_selftest_button_waits_for_a_press(tmp_path):
 
     def say(text):
         lines.append(text)
-        if "Press the button" in text:  # the LED check says its simulated LEDs here too
+        if "Press the simulated button" in text:  # the LED check says its simulated LEDs here too
             threading.Timer(0.3, press_soon).start()
 
     results = {c.part: c for c in run_selftest(cfg, interactive=True, press_timeout=10, led_pause=0, say=say)}
     assert results["button"].result == PASS and "short" in results["button"].detail
-    assert next(t for t in lines if not t.startswith("LED: ")).startswith("Press the button")
+    prompt = next(t for t in lines if not t.startswith("LED: "))
+    assert prompt.startswith("Press the simulated button now: in another terminal run `appliance press`")
+
+
+def test_selftest_in_simulation_does_not_blame_gpio_wiring(tmp_path):
+    """A timeout in simulation said "check the wiring to GPIO 16"; there is no wiring to check."""
+    cfg = simulated_config(tmp_path)
+    results = {
+        c.part: c for c in run_selftest(cfg, interactive=True, press_timeout=0.2, led_pause=0, say=lambda t: None)
+    }
+    assert results["button"].result == FAIL
+    assert "GPIO" not in results["button"].detail
+    assert f"nothing reached the simulated button at {cfg.control_socket_path}" in results["button"].detail
 
 
 def test_config_check_and_show(tmp_path, capsys):
