@@ -58,23 +58,26 @@ def _check_storage(cfg) -> str:
                 f"{cfg.data_dir} cannot be created or written by this user ({folder} is not writable); "
                 f"{other_place(cfg, False)}"
             )
-        free = shutil.disk_usage(folder).free
-        if storage_status(free, cfg.storage).level is StorageLevel.REFUSE:
-            raise RuntimeError(f"only {free / MIB:.0f} MB free (floor {cfg.storage.refuse_below_mb} MB)")
-        return f"{cfg.db_path}: no records yet (made at first start), {free / MIB:.0f} MB free, writable"
+        free_mb = _free_mb_above_floor(shutil.disk_usage(folder).free, cfg)
+        return f"{cfg.db_path}: no records yet (made at first start), {free_mb:.0f} MB free, writable"
     with open_store(cfg) as store:
         store.check_integrity(full=True)
-        room = storage_status(store.free_bytes(), cfg.storage)
+        free_bytes = store.free_bytes()
         count = store.count()
     probe = cfg.data_dir / f".selftest-{os.getpid()}"
     probe.write_bytes(b"x" * 4096)
     with probe.open("rb+") as fh:
         os.fsync(fh.fileno())
     probe.unlink()
-    free_mb = room.free_bytes / MIB
-    if room.level is StorageLevel.REFUSE:
-        raise RuntimeError(f"only {free_mb:.0f} MB free (floor {cfg.storage.refuse_below_mb} MB)")
+    free_mb = _free_mb_above_floor(free_bytes, cfg)
     return f"{cfg.db_path}: integrity ok, {count} records, {free_mb:.0f} MB free, writable"
+
+
+def _free_mb_above_floor(free_bytes: int, cfg) -> float:
+    """Free space in MB; a failure when the storage rule would refuse new photos."""
+    if storage_status(free_bytes, cfg.storage).level is StorageLevel.REFUSE:
+        raise RuntimeError(f"only {free_bytes / MIB:.0f} MB free (floor {cfg.storage.refuse_below_mb} MB)")
+    return free_bytes / MIB
 
 
 def _check_camera(cfg) -> str:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import hmac
-import ipaddress
 import json
 import logging
 import re
@@ -22,6 +21,8 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Protocol
+
+from leaf_wire.addresses import is_loopback_host
 
 from ..errors import ApplianceError
 from ..led_codes import LED_CODES
@@ -64,9 +65,8 @@ class Appliance(Protocol):
 
 def may_press(client: str, pin: str, given: str | None) -> bool:
     """The PIN rule: this machine may always press; others only with the configured PIN, never without one."""
-    with contextlib.suppress(ValueError):
-        if ipaddress.ip_address(client).is_loopback:
-            return True
+    if is_loopback_host(client):
+        return True
     return bool(pin) and given is not None and hmac.compare_digest(pin.encode(), given.encode())
 
 
