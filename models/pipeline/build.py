@@ -21,7 +21,7 @@ import torch
 from appliance.labels import is_crop_class
 from appliance.vision.preprocess import InputSpec, resize_square, to_tensor
 
-from . import calibrate, export, sources, split, threshold
+from . import calibrate, export, fakequant, sources, split, threshold
 from .backbone import load_from_export, load_imagenet_backbone
 from .data import load_pixels
 from .mobilenetv2 import MobileNetV2
@@ -89,6 +89,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--field-repeat", type=int, default=2, help="times a field photo is seen per epoch")
     ap.add_argument("--init-from", type=Path, help="continue from this fp32 export of a previous stage")
     ap.add_argument("--ema", type=float, default=0.0, help="moving-average decay of the weights (0 = off)")
+    ap.add_argument(
+        "--qat", action="store_true", help="train through simulated int8 rounding (fakequant.py): a last stage"
+    )
     ap.add_argument("--calibration-images", type=int, default=340)
     ap.add_argument(
         "--refuse-below",
@@ -171,7 +174,9 @@ def main(argv: list[str] | None = None) -> int:
         return acc
 
     t_train = time.time()
+    rounding = fakequant.enable(net) if args.qat else []
     train(net, train_px, train_y, leaf, scenes, spec, cfg, on_epoch=score, log=log, repeats=repeats)
+    fakequant.disable(net, rounding)
     train_seconds = time.time() - t_train
     log(f"trained in {train_seconds / 60:.1f} min")
 
@@ -209,7 +214,9 @@ def main(argv: list[str] | None = None) -> int:
             f", AdamW lr {cfg.lr_backbone:g}/{cfg.lr_head:g}, {cfg.epochs} epochs, seed {args.seed}, "
             f"crops from {cfg.crop_min:g} of the area, background swap p={cfg.swap_p:g} (leaf scale from "
             f"{cfg.leaf_scale_min:g}), field light p={cfg.field_light_p:g}, field photos x{args.field_repeat}; "
-            "PlantVillage + field apple + DeepWeeds (other__plant); static int8 QDQ per-channel"
+            "PlantVillage + field apple + DeepWeeds (other__plant); "
+            + ("trained through simulated int8 rounding; " if args.qat else "")
+            + "static int8 QDQ per-channel"
         ),
     }
     digests = {}
@@ -231,6 +238,7 @@ def main(argv: list[str] | None = None) -> int:
         "leaf_scale_min": cfg.leaf_scale_min,
         "field_light_p": cfg.field_light_p,
         "field_repeat": args.field_repeat,
+        "qat": args.qat,
         "history": history,
         "temperature": temperatures,
         "sha256": digests,
