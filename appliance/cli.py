@@ -63,7 +63,7 @@ def _utf8(text: str) -> str:
 
 
 def cmd_diagnose(args: argparse.Namespace) -> int:
-    from . import labels
+    from . import labels, words
     from .probabilities import shown_percent
     from .wiring import make_diagnoser
 
@@ -86,7 +86,8 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
     counts = {"diagnosis": 0, "retake": 0, "unknown": 0, "failed": 0}
     if not args.json:
         if diagnoser.crops:
-            print(labels.crops_line(tuple(labels.crop_name(c, cfg.device.language) for c in diagnoser.crops)))
+            language = cfg.device.language
+            print(words.crops_line(tuple(labels.crop_name(c, language) for c in diagnoser.crops), language))
         print(f"{'PHOTO':<{name_w}}  {'VERDICT':<9}  {'CROP':<12}  {'CONDITION':<26}  CONFIDENCE")
     for path in paths:
         try:

@@ -42,6 +42,7 @@ from .result import Diagnosis, Verdict
 from .storage_rule import MIB, StorageLevel, StorageLimits, storage_status
 from .vision.jpeg import encode_jpeg
 from .vision.preview import screen_preview
+from .words import ENGLISH, say
 
 log = logging.getLogger("appliance.daemon")
 
@@ -111,6 +112,7 @@ class Appliance:
         on_state: Callable[[State], None] | None = None,
         usb: UsbExport | None = None,
         sync: SyncStatus | None = None,
+        language: str = ENGLISH,  # the config's device.language: every screen's words
     ) -> None:
         self.camera, self.button, self.leds, self.display = camera, button, leds, display
         self._load_diagnoser, self._open_store = load_diagnoser, open_store
@@ -123,6 +125,7 @@ class Appliance:
         self.usb = usb  # finds a stick, exports to it, frees space (wiring.StickExport); None: no export
         self.sync = sync  # background SyncWorker (appliance.sync); None or disabled: no sync
         self._sync_line = ""
+        self.language = language
         self.diagnoser: DiagnoserPort | None = None
         self.store: RecordStore | None = None
         self.camera_up = False
@@ -194,7 +197,7 @@ class Appliance:
         if self.sync is not None:
             self.sync.start()  # its own thread and store connection: never blocks this loop
         self.leds.show(LedPattern.BUSY)  # amber fast blink while the model loads (hardware guide)
-        self._show(screens.WorkingScreen(stage="Loading the model", title="Starting up…"))
+        self._show(screens.WorkingScreen(stage=self._say("working.loading_model"), title=self._say("working.starting")))
         self._bring_up()
         while not self._stop.is_set():
             if self.watchdog is not None:
@@ -246,27 +249,20 @@ class Appliance:
             self._camera_fault(exc)
             return
         except ConfigError as exc:  # e.g. diagnosis.crops names a crop the installed model does not know
-            self._enter_fault(
-                Fault("other", "Configuration problem", str(exc), "Ask the technician to fix the config file.")
-            )
+            self._enter_fault(Fault("other", self._say("fault.config_title"), str(exc), self._say("fault.config_todo")))
             return
         except ApplianceError as exc:
             kind = "model" if self.diagnoser is None else "storage"
-            todo = (
-                "Ask the technician to reinstall the model."
-                if kind == "model"
-                else "Ask the technician: the records are kept safe for recovery."
-            )
-            self._enter_fault(Fault(kind, "Model problem" if kind == "model" else "Storage problem", str(exc), todo))
+            self._enter_fault(Fault(kind, self._say(f"fault.{kind}_title"), str(exc), self._say(f"fault.{kind}_todo")))
             return
         except Exception as exc:  # an unexpected error must show, not kill the appliance
             log.exception("start-up failed")
             self._enter_fault(
                 Fault(
                     "other",
-                    "Unexpected problem",
+                    self._say("fault.unexpected_title"),
                     str(exc) or type(exc).__name__,
-                    "Restart the appliance. If it happens again, call the technician.",
+                    self._say("fault.unexpected_todo"),
                 )
             )
             return
@@ -288,8 +284,7 @@ class Appliance:
 
     def _camera_fault(self, exc: CameraError) -> None:
         self.camera_up = False
-        todo = "Check the camera cable and its connector, then wait: it retries by itself."
-        self._enter_fault(Fault("camera", "Camera not working", str(exc), todo))
+        self._enter_fault(Fault("camera", self._say("fault.camera_title"), str(exc), self._say("fault.camera_todo")))
 
     def _enter_fault(self, fault: Fault) -> None:
         if self.fault != fault:
@@ -306,13 +301,16 @@ class Appliance:
         t0 = time.perf_counter()
         self.screens_shown.append(screen)
         try:
-            self.display.show(screens.render(screen, self.display.size))
+            self.display.show(screens.render(screen, self.display.size, self.language))
         except Exception:
             log.exception("display failed")
         return (time.perf_counter() - t0) * 1e3
 
+    def _say(self, key: str, **fields: object) -> str:
+        return say(key, self.language, **fields)
+
     def _current_sync_line(self) -> str:
-        return self.sync.line() if self.sync is not None and self.sync.enabled else ""
+        return self.sync.line(self.language) if self.sync is not None and self.sync.enabled else ""
 
     def _show_ready(self) -> None:
         self._set_state(State.IDLE)
@@ -323,7 +321,7 @@ class Appliance:
         status, warning = self._sync_line, False
         room = storage_status(free, self.storage)
         if room.level is not StorageLevel.OK:
-            status, warning = room.short, True
+            status, warning = room.short(self.language), True
         records = self.store.count() if self.store else 0
         self.notifier.status(f"ready, {records} records")
         self._show(
@@ -375,7 +373,7 @@ class Appliance:
         stick = usb.find() if usb else None
         self._result_until = time.monotonic() + self.result_seconds
         if usb is None or stick is None:
-            self._show(export_screens.no_stick_screen())
+            self._show(export_screens.no_stick_screen(self.language))
             cycle.verdict = "no_usb_stick"
             self._set_state(State.SHOWING_RESULT)
             return
@@ -383,12 +381,12 @@ class Appliance:
         self.leds.show(LedPattern.EXPORTING)
         self.notifier.status(f"exporting to {stick}")
         try:
-            report = usb.export(store, stick, export_screens.DisplayProgress(self._show, self._kick))
+            report = usb.export(store, stick, export_screens.DisplayProgress(self._show, self._kick, self.language))
         except Exception as exc:  # ExportError carries words for the screen; anything else too
             log.error("export to %s failed: %s", stick, exc)
             cycle.error = f"export failed: {exc}"
             self.leds.show(LedPattern.RETAKE)
-            self._show(export_screens.failure_screen(exc))
+            self._show(export_screens.failure_screen(exc, self.language))
         else:
             cycle.verdict = "exported"
             # Logged as a diagnosis is: the terminal (and the journal) says what the stick received.
@@ -400,7 +398,7 @@ class Appliance:
                 "; safe to remove" if report.safe_to_remove else "",
             )
             self.leds.show(LedPattern.SAFE_TO_REMOVE if report.safe_to_remove else LedPattern.READY)
-            self._show(export_screens.report_screen(report))
+            self._show(export_screens.report_screen(report, self.language))
             usb.make_room(store)
         self._result_until = time.monotonic() + self.result_seconds
         self._set_state(State.SHOWING_RESULT)
@@ -412,9 +410,9 @@ class Appliance:
             self._enter_fault(
                 Fault(
                     "storage",
-                    "Storage full",
-                    "No room left for new photos.",
-                    "Export the records to a USB stick, then ask the technician to free space.",
+                    self._say("fault.full_title"),
+                    self._say("fault.full_problem"),
+                    self._say("fault.full_todo"),
                 )
             )
             return
@@ -449,9 +447,9 @@ class Appliance:
             self._enter_fault(
                 Fault(
                     "storage",
-                    "Could not save",
+                    self._say("fault.save_title"),
                     str(exc) or type(exc).__name__,
-                    "Nothing was lost that was shown. Free space or call the technician.",
+                    self._say("fault.save_todo"),
                 )
             )
             return
@@ -497,7 +495,7 @@ class Appliance:
     def _shutdown(self) -> None:
         self.notifier.stopping()
         self._set_state(State.STOPPED)
-        self._show(screens.MessageScreen(title="Stopped", body="The appliance is switched off or restarting."))
+        self._show(screens.MessageScreen(title=self._say("stopped.title"), body=self._say("stopped.body")))
         self.leds.show(LedPattern.OFF)
         if self.watchdog is not None:
             self.watchdog.stop()

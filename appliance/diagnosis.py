@@ -165,10 +165,10 @@ class Diagnoser:
         if d.verdict is Verdict.DIAGNOSIS:
             words = labels.label(d.top[0].slug, self.language)
         elif d.verdict is Verdict.RETAKE:
-            what, hint = reasons.retake_words(d.reason.value if d.reason else "")
+            what, hint = reasons.retake_words(d.reason.value if d.reason else "", self.language)
             words = labels.Label(crop="", condition=what, advice=hint, healthy=False)
         else:
-            what, hint = reasons.unknown_words(d.reason.value if d.reason else "")
+            what, hint = reasons.unknown_words(d.reason.value if d.reason else "", self.language)
             crop = labels.crop_name(d.crop, self.language) if d.crop else ""
             words = labels.Label(crop=crop, condition=what, advice=hint, healthy=False)
         timings = Timings(

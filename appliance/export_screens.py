@@ -11,62 +11,68 @@ from collections.abc import Callable
 from typing import Any
 
 from appliance.ports import ExportOutcome, ExportProgress
+from appliance.words import ENGLISH, say
 
 log = logging.getLogger("appliance.export")
 SCREEN_EVERY_S = 0.5  # redraw at most this often; the watchdog is kicked on every call
 
 
-def progress_screen(p: ExportProgress) -> Any:
+def progress_screen(p: ExportProgress, language: str = ENGLISH) -> Any:
     from appliance import screens
 
-    detail = {
-        "writing": "Do not remove the stick",
-        "verifying": "Reading the copy back",
-        "finishing": "Unmounting: do not remove the stick yet",
-    }.get(p.phase, "Preparing")
+    detail = {"writing": "export.writing", "verifying": "export.verifying", "finishing": "export.finishing"}
     return screens.ProgressScreen(
-        title=p.title, done=p.files_done, total=p.files_total, bytes_done=p.bytes_done,
-        bytes_total=p.bytes_total or None, detail=detail,
+        title=say("export.checking" if p.phase == "verifying" else "export.exporting", language),
+        done=p.records_done, total=p.records_total, bytes_done=p.bytes_done,
+        bytes_total=p.bytes_total or None, detail=say(detail.get(p.phase, "export.preparing"), language),
     )  # fmt: skip
 
 
-def report_screen(report: ExportOutcome) -> Any:
+def report_screen(report: ExportOutcome, language: str = ENGLISH) -> Any:
     from appliance import screens
 
     if report.safe_to_remove:
-        removal = "Safe to remove the stick."
+        removal = say("export.safe", language)
     elif report.eject_message:
-        removal = "Wait a few seconds before removing the stick."
+        removal = say("export.wait", language)
     else:
         removal = ""
     if report.rows:
-        body = f"{report.rows} records, {report.photos} photos copied and checked. {removal}"
+        body = say("export.copied", language, records=report.rows, photos=report.photos)
     elif report.already_on_stick:
-        body = f"This stick already has all {report.already_on_stick} records. {removal}"
+        body = say("export.already", language, records=report.already_on_stick)
     else:
-        body = f"No records yet. {removal}"
-    return screens.MessageScreen(title=report.title, body=body.strip(), tone="ok")
+        body = say("export.no_records", language)
+    title = say("export.done_title" if report.rows else "export.nothing_new_title", language)
+    return screens.MessageScreen(title=title, body=f"{body} {removal}".strip(), tone="ok")
 
 
-def failure_screen(exc: BaseException) -> Any:
+def failure_screen(exc: BaseException, language: str = ENGLISH) -> Any:
+    """The export's own message (ExportError words for the person at the stick) under a translated title."""
     from appliance import screens
 
-    return screens.MessageScreen(title="Export failed", body=str(exc) or type(exc).__name__, tone="error")
+    title = say("export.failed_title", language)
+    return screens.MessageScreen(title=title, body=str(exc) or type(exc).__name__, tone="error")
 
 
-def no_stick_screen() -> Any:
+def no_stick_screen(language: str = ENGLISH) -> Any:
     from appliance import screens
 
-    return screens.MessageScreen(title="No USB stick", body="Plug in a USB stick, wait a moment, then hold the button.")
+    return screens.MessageScreen(title=say("export.no_stick_title", language), body=say("export.no_stick", language))
 
 
 class DisplayProgress:
     """The progress callback for the daemon: kick the watchdog every call, redraw now and then."""
 
     def __init__(
-        self, show: Callable[[Any], Any], kick: Callable[[], Any] | None = None, every_s: float = SCREEN_EVERY_S
+        self,
+        show: Callable[[Any], Any],
+        kick: Callable[[], Any] | None = None,
+        language: str = ENGLISH,
+        every_s: float = SCREEN_EVERY_S,
     ) -> None:
         self.show, self.kick, self.every_s = show, kick, every_s
+        self.language = language
         self._last = float("-inf")
         self._phase = ""
 
@@ -77,6 +83,6 @@ class DisplayProgress:
         if p.phase != self._phase or now - self._last >= self.every_s:
             self._phase, self._last = p.phase, now
             try:
-                self.show(progress_screen(p))
+                self.show(progress_screen(p, self.language))
             except Exception:  # a broken display must not fail the export
                 log.exception("could not show export progress")

@@ -44,14 +44,6 @@ def crop_keys(names) -> tuple[str, ...]:
     return tuple(sorted(dict.fromkeys(str(n).strip().lower() for n in names)))
 
 
-ALL_CROPS = "All crops"
-
-
-def crops_line(names: tuple[str, ...]) -> str:
-    """What the ready screen and `diagnose` say about the crops chosen among: "Crops: Apple, Grape"."""
-    return f"Crops: {', '.join(names)}" if names else ALL_CROPS
-
-
 def crops_of(classes: tuple[str, ...] | list[str]) -> tuple[str, ...]:
     """The crops a model knows, sorted, from its class slugs."""
     return tuple(sorted({crop_of(c) for c in classes if is_crop_class(c)}))
@@ -112,7 +104,7 @@ def known_slugs() -> list[str]:
 
 
 def known_languages() -> tuple[str, ...]:
-    """Languages every class has words in: a half-translated language would mix two on one screen."""
+    """Languages every class has words in (appliance.words.known_languages adds the screens' and reasons')."""
     table = _table()
     shared = set.intersection(*(set(entry) for entry in table.values())) if table else {DEFAULT_LANGUAGE}
     return tuple(sorted(shared | {DEFAULT_LANGUAGE}))

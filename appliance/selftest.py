@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from . import screens
+from . import screens, words
 from .ports import LedPattern, Press
 from .storage_rule import MIB, StorageLevel, storage_status
 
@@ -101,7 +101,11 @@ def _check_display(cfg) -> str:
             cfg = replace(cfg, display=replace(cfg.display, out_dir=scratch))
             where = " (in a temporary folder: no simulated screen yet)"
         display = stack.enter_context(make_display(cfg))
-        display.show(screens.render(screens.MessageScreen("Self-test", "Checking the appliance…"), display.size))
+        language = cfg.device.language
+        checking = screens.MessageScreen(
+            words.say("selftest.title", language), words.say("selftest.checking", language)
+        )
+        display.show(screens.render(checking, display.size, language))
     return f"{cfg.display.kind}: {display.size[0]}x{display.size[1]} frame shown{where}"
 
 
@@ -173,14 +177,21 @@ def run_selftest(
     return results
 
 
-def outcome_screen(results: list[Check]) -> screens.MessageScreen:
-    """How the self-test ended, for the display: it must not stay on "Checking the appliance…"."""
+def outcome_screen(results: list[Check], language: str = words.ENGLISH) -> screens.MessageScreen:
+    """How the self-test ended, for the display: it must not stay on "Checking the appliance…".
+
+    The parts are named as the table in the terminal names them, for the technician.
+    """
     failed = [c.part for c in results if c.result == FAIL]
     if failed:
-        return screens.MessageScreen("Self-test failed", f"Failed: {', '.join(failed)}", tone="error")
+        body = words.say("selftest.failed", language, names=", ".join(failed))
+        return screens.MessageScreen(words.say("selftest.failed_title", language), body, tone="error")
     skipped = [c.part for c in results if c.result == SKIP]
-    body = "All checks passed" + (f" (not checked: {', '.join(skipped)})" if skipped else "")
-    return screens.MessageScreen("Self-test passed", body, tone="ok")
+    if skipped:
+        body = words.say("selftest.passed_with_skips", language, names=", ".join(skipped))
+    else:
+        body = words.say("selftest.passed", language)
+    return screens.MessageScreen(words.say("selftest.passed_title", language), body, tone="ok")
 
 
 def _show_outcome(cfg, results: list[Check]) -> None:
@@ -192,7 +203,8 @@ def _show_outcome(cfg, results: list[Check]) -> None:
     if cfg.display.kind == "simulated" and not cfg.display_out_dir.is_dir():
         return  # the check drew in a temporary folder: nobody is looking at a simulated screen yet
     with contextlib.suppress(Exception), make_display(cfg) as display:  # the table already says it all
-        display.show(screens.render(outcome_screen(results), display.size))
+        language = cfg.device.language
+        display.show(screens.render(outcome_screen(results, language), display.size, language))
 
 
 def format_table(results: list[Check], config_source: str | Path) -> str:

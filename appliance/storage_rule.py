@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
+from appliance.words import ENGLISH, say
+
 
 class StorageLimits(Protocol):
     """The config's [storage] section, as far as this rule reads it."""
@@ -49,12 +51,11 @@ class StorageStatus:
             return f"Storage almost full: {free} left. Export to a USB stick soon."
         return f"{free} free"
 
-    @property
-    def short(self) -> str:
-        """The ready screen's status line: one short sentence."""
+    def short(self, language: str = ENGLISH) -> str:
+        """The ready screen's status line: one short sentence, in the display's language."""
         if self.level is StorageLevel.OK:
             return ""
-        return f"Storage almost full: {self.free_bytes / MIB:.0f} MB left. Export soon."
+        return say("ready.storage_low", language, megabytes=f"{self.free_bytes / MIB:.0f}")
 
 
 def storage_status(free_bytes: int, storage: StorageLimits) -> StorageStatus:

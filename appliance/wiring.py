@@ -177,6 +177,7 @@ def make_appliance(cfg, *, stdin: bool = False, on_state=None):
         on_state=on_state,
         usb=StickExport(cfg),
         sync=SyncWorker(cfg),
+        language=cfg.device.language,
     )
     if isinstance(inner_button, SimulatedButton):  # `appliance press --wait` answers with the outcome
         inner_button.set_result_waiter(app.result_waiter)

@@ -86,7 +86,7 @@ _bcm_pin = _between(0, 27, "a BCM GPIO number")
 
 def _known_language(value: str) -> str | None:
     """A language the labels are written in ("fr-CA" counts when "fr" is): it fell back to English silently."""
-    from appliance.labels import known_languages
+    from appliance.words import known_languages
 
     known = known_languages()
     if re.fullmatch(r"[a-z]{2}(-[A-Z]{2})?", value) and value.split("-")[0] in known:

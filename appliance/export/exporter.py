@@ -48,14 +48,12 @@ class Progress:
     bytes_done: int
     bytes_total: int
     current: str = ""
-
-    @property
-    def title(self) -> str:
-        return {"writing": "Exporting", "verifying": "Checking the copy"}.get(self.phase, "Exporting")
+    records_done: int = 0  # records whose photo (or, for the last ones, whose table rows) is written / checked
+    records_total: int = 0  # the records this export carries: what the end screen counts too
 
     def text(self) -> str:
         return (
-            f"{self.files_done} of {self.files_total} files, "
+            f"{self.records_done} of {self.records_total} records, "
             f"{self.bytes_done / 1e6:.1f} of {self.bytes_total / 1e6:.1f} MB"
         )
 
@@ -148,11 +146,19 @@ class _Ticker:
         self.callback = callback
         self.phase, self.current = "preparing", ""
         self.files_done = self.files_total = self.bytes_done = self.bytes_total = 0
+        self.records_done = self.records_total = 0
 
-    def start(self, phase: str, files_total: int, bytes_total: int) -> None:
+    def start(self, phase: str, files_total: int, bytes_total: int, records_total: int) -> None:
         self.phase, self.files_total, self.bytes_total = phase, files_total, bytes_total
-        self.files_done = self.bytes_done = 0
+        self.records_total = records_total
+        self.files_done = self.bytes_done = self.records_done = 0
         self.emit()
+
+    def record_done(self) -> None:
+        self.records_done = min(self.records_total, self.records_done + 1)
+
+    def all_records_done(self) -> None:
+        self.records_done = self.records_total
 
     def add_bytes(self, n: int) -> None:
         self.bytes_done += n
@@ -166,7 +172,16 @@ class _Ticker:
     def emit(self) -> None:
         if self.callback is not None:
             self.callback(
-                Progress(self.phase, self.files_done, self.files_total, self.bytes_done, self.bytes_total, self.current)
+                Progress(
+                    self.phase,
+                    self.files_done,
+                    self.files_total,
+                    self.bytes_done,
+                    self.bytes_total,
+                    self.current,
+                    self.records_done,
+                    self.records_total,
+                )
             )
 
 
@@ -355,7 +370,7 @@ class Exporter:
     ) -> dict[str, str]:
         photo_bytes = sum(p.size for p in plan if p.status == formats.PHOTO_INCLUDED)
         total_files = sum(p.status == formats.PHOTO_INCLUDED for p in plan) + len(estimate) + 2
-        ticker.start("writing", total_files, photo_bytes + len(image) + sum(map(len, estimate.values())))
+        ticker.start("writing", total_files, photo_bytes + len(image) + sum(map(len, estimate.values())), len(plan))
         digests: dict[str, str] = {}
         self._damaged = []
         self._doing = f"creating {formats.PHOTOS_DIR}/"
@@ -369,12 +384,14 @@ class Exporter:
                     item.status = formats.PHOTO_MISSING
                     ticker.bytes_total -= item.size
                     ticker.files_total -= 1
+                    ticker.record_done()
                     continue
                 self._doing = f"writing {formats.PHOTOS_DIR}/{name}"
                 digest, _ = photos.write_file(name, _read_source(source, item.source), ticker.add_bytes)
                 if digest != item.row.get("photo_sha256"):
                     self._damaged.append(item.row["id"])
                 digests[f"{formats.PHOTOS_DIR}/{name}"] = digest
+                ticker.record_done()
                 ticker.file_done(name)
             self._doing = f"writing {formats.PHOTOS_DIR}/"
             photos.sync()
@@ -383,6 +400,7 @@ class Exporter:
         for name, data in [(formats.SNAPSHOT_NAME, image), *texts.items()]:
             self._doing = f"writing {name}"
             digests[name], _ = work.write_bytes(name, data, ticker.add_bytes)
+            ticker.all_records_done()  # records without a photo are in the tables only
             ticker.file_done(name)
         manifest = formats.render_manifest(digests)
         self._doing = f"writing {formats.MANIFEST_NAME}"
@@ -393,7 +411,7 @@ class Exporter:
 
     def _verify(self, work: Folder, digests: dict[str, str], ticker: _Ticker) -> None:
         """Read everything back from the stick and compare with what was written, before anything is marked."""
-        ticker.start("verifying", len(digests) + 1, ticker.bytes_total)
+        ticker.start("verifying", len(digests) + 1, ticker.bytes_total, ticker.records_total)
         self._doing = "reading the export back from the stick"
         top = {n for n in digests if "/" not in n} | {formats.MANIFEST_NAME, formats.PHOTOS_DIR}
         photo_names = {n.split("/", 1)[1] for n in digests if n.startswith(formats.PHOTOS_DIR + "/")}
@@ -412,6 +430,10 @@ class Exporter:
                 got, _ = folder.hash_file(base, ticker.add_bytes)
                 if got != digest:
                     raise _mismatch(name)
+                if folder is photos:
+                    ticker.record_done()
+                else:
+                    ticker.all_records_done()
                 ticker.file_done(name)
 
     def _check_same_stick(self, final_path: Path, identity: tuple[int, int]) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from appliance.screens.draw import AMBER, BLUE, GREEN, PURPLE, RED, WARNING_BAND
 from appliance.screens.models import (
-    RETAKE_TEXT,
     FaultScreen,
     MessageScreen,
     ProgressScreen,
@@ -36,7 +35,6 @@ __all__ = [
     "PURPLE",
     "RED",
     "REGULAR_FONT",
-    "RETAKE_TEXT",
     "WARNING_BAND",
     "FaultScreen",
     "MessageScreen",

@@ -9,6 +9,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from appliance.screens.text import Fitted, block_height, fit_text, font, line_height
+from appliance.words import ENGLISH, language_name
 
 RGB = tuple[int, int, int]
 
@@ -32,7 +33,7 @@ MIN_TEXT = 16
 class Canvas:
     """One frame being drawn, with sizes derived from its dimensions."""
 
-    def __init__(self, size: tuple[int, int]) -> None:
+    def __init__(self, size: tuple[int, int], language: str = ENGLISH) -> None:
         w, h = int(size[0]), int(size[1])
         if w < 64 or h < 64:
             raise ValueError(f"screen size {w}x{h} is too small to draw on (at least 64x64)")
@@ -46,6 +47,8 @@ class Canvas:
         self.body = max(MIN_TEXT, round(self.s * 0.085))
         self.small = max(MIN_TEXT, round(self.s * 0.06))
         self.min_text = max(MIN_TEXT, round(self.s * 0.045))
+        # The language's name in itself is a sample of its script: boxes are sized with its font's lines.
+        self.script_sample = language_name(language)
         self.font_sizes: list[int] = []  # every font size drawn, so tests can hold the readable minimum
         self.texts: list[str] = []  # the body text drawn, line breaks as spaces
         self.cut: list[str] = []  # body text that did not fit and ends in an ellipsis
@@ -57,7 +60,7 @@ class Canvas:
 
     def room(self, lines: int, size: int, bold: bool = False) -> float:
         """The height ``lines`` lines of text at ``size`` px need: a box never smaller than its minimum text."""
-        return block_height(font(size, bold), lines) + 1
+        return block_height(font(size, bold, self.script_sample), lines) + 1
 
     def header(self, title: str, colour: RGB, right: str = "") -> int:
         """A full-width band with the title; returns the y where the body starts."""
@@ -66,7 +69,7 @@ class Canvas:
         ink = INK if colour in (AMBER, WARNING_BAND) else WHITE
         right_w = 0
         if right:
-            rf = font(max(MIN_TEXT, round(hh * 0.42)), True)
+            rf = font(max(MIN_TEXT, round(hh * 0.42)), True, right)
             self.font_sizes.append(rf.size)
             right_w = rf.getlength(right)
             self.draw.text((self.w - m, hh // 2), right, font=rf, fill=ink, anchor="rm")

@@ -1,4 +1,4 @@
-"""What the daemon passes to be drawn: one frozen dataclass per screen, and the words they share."""
+"""What the daemon passes to be drawn: one frozen dataclass per screen (the words are in appliance.words)."""
 
 from __future__ import annotations
 
@@ -9,18 +9,6 @@ from typing import Literal
 import numpy as np
 
 from appliance.result import Diagnosis, RetakeReason, UnknownReason
-from leaf_wire import reasons
-
-READY_HINT = "Hold a leaf in front of the camera and press the button"
-READY_EXPORT = "Hold the button down to export to USB."
-UNKNOWN_TITLE = "Not known"
-UNKNOWN_NEXT = "Press the button for the next leaf."
-RESULT_NEXT = "Press the button for the next leaf."
-RETAKE_NEXT = "Press the button for a new photo."
-
-# Per reason: what is wrong, and one short hint for a better photo.
-# (headline, how to take a better photo) per reason; the words live in labels.py with the others.
-RETAKE_TEXT: dict[RetakeReason, tuple[str, str]] = {r: reasons.retake_words(r.value) for r in RetakeReason}
 
 
 @dataclass(frozen=True)
@@ -37,7 +25,7 @@ class ReadyScreen:
 @dataclass(frozen=True)
 class WorkingScreen:
     stage: str = ""
-    title: str = "Looking at the leaf…"  # what is being done: start-up must not claim to look at a leaf
+    title: str = ""  # what is being done ("" = looking at the leaf): start-up must not claim to look at one
 
 
 @dataclass(frozen=True, eq=False)
@@ -51,7 +39,7 @@ class ResultScreen:
 class RetakeScreen:
     reason: RetakeReason
     photo: np.ndarray | None = None  # BGR, as captured
-    headline: str | None = None  # overrides RETAKE_TEXT, e.g. in another language
+    headline: str | None = None  # None: the reason's words in the screen's language (leaf_wire.reasons)
     hint: str | None = None
 
 

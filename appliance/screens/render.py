@@ -25,13 +25,6 @@ from appliance.screens.draw import (
     human_bytes,
 )
 from appliance.screens.models import (
-    READY_EXPORT,
-    READY_HINT,
-    RESULT_NEXT,
-    RETAKE_NEXT,
-    RETAKE_TEXT,
-    UNKNOWN_NEXT,
-    UNKNOWN_TITLE,
     FaultScreen,
     MessageScreen,
     ProgressScreen,
@@ -43,13 +36,14 @@ from appliance.screens.models import (
     WorkingScreen,
 )
 from appliance.screens.text import Fitted, fit_text
+from appliance.words import ENGLISH, crops_line, say
 from leaf_wire import reasons
 
 
-def render_ready(screen: ReadyScreen, size: tuple[int, int]) -> Canvas:
-    c = Canvas(size)
+def render_ready(screen: ReadyScreen, size: tuple[int, int], language: str = ENGLISH) -> Canvas:
+    c = Canvas(size, language)
     now = screen.now or datetime.now()
-    top = c.header("Ready", BLUE, right=now.strftime("%H:%M"))
+    top = c.header(say("ready.title", language), BLUE, right=now.strftime("%H:%M"))
     m, bottom = c.margin, c.h - c.margin
 
     if screen.status:
@@ -60,19 +54,20 @@ def render_ready(screen: ReadyScreen, size: tuple[int, int]) -> Canvas:
         c.text(fs, m, band_top, INK if screen.warning else MUTED)
         bottom = band_top - m
 
-    fx = fit_text(READY_EXPORT, c.w - 2 * m, c.room(2, MIN_TEXT), c.small, MIN_TEXT, max_lines=2)
+    fx = fit_text(say("ready.export", language), c.w - 2 * m, c.room(2, MIN_TEXT), c.small, MIN_TEXT, max_lines=2)
     c.text(fx, m, bottom - fx.height, INK)
     bottom -= fx.height + m
 
     facts = []
     if screen.records is not None:
-        facts.append(f"{screen.records:,} records")
+        facts.append(say("ready.records", language, count=f"{screen.records:,}"))
     if screen.free_mb is not None:
-        facts.append(f"{human_bytes(round(screen.free_mb * 2**20))} free")
-    crops = labels.crops_line(screen.crops) if screen.crops is not None else ""
-    model = f"Model {screen.model_version}" if screen.model_version else ""
+        facts.append(say("ready.free", language, size=human_bytes(round(screen.free_mb * 2**20))))
+    crops = crops_line(screen.crops, language) if screen.crops is not None else ""
+    model = say("ready.model", language, version=screen.model_version) if screen.model_version else ""
     # The hint and the export line are what to do; the facts give way, least useful first.
-    hint_need = fit_text(READY_HINT, c.w - 2 * m, c.h, MIN_TEXT, MIN_TEXT, bold=True).height + m
+    hint = say("ready.hint", language)
+    hint_need = fit_text(hint, c.w - 2 * m, c.h, MIN_TEXT, MIN_TEXT, bold=True).height + m
     info_room = min(max(c.s * 0.3, c.room(3, MIN_TEXT)), bottom - top - hint_need)
     for kept in ([crops, model, " · ".join(facts)], [crops, " · ".join(facts)], [crops], []):
         info = "\n".join(line for line in kept if line)
@@ -83,16 +78,18 @@ def render_ready(screen: ReadyScreen, size: tuple[int, int]) -> Canvas:
         c.text(fi, m, bottom - fi.height, MUTED)
         bottom -= fi.height + m
 
-    fh = fit_text(READY_HINT, c.w - 2 * m, max(0, bottom - top), c.huge, c.min_text, bold=True)
+    fh = fit_text(hint, c.w - 2 * m, max(0, bottom - top), c.huge, c.min_text, bold=True)
     c.text(fh, m, top + max(0, (bottom - top - fh.height) // 2), INK, width=c.w - 2 * m, align="center")
     return c
 
 
-def render_working(screen: WorkingScreen, size: tuple[int, int]) -> Canvas:
-    c = Canvas(size)
-    top = c.header("Working", BLUE)
+def render_working(screen: WorkingScreen, size: tuple[int, int], language: str = ENGLISH) -> Canvas:
+    c = Canvas(size, language)
+    top = c.header(say("working.title", language), BLUE)
     m = c.margin
-    main = fit_text(screen.title, c.w - 2 * m, (c.h - top) * 0.6, c.huge, c.min_text, bold=True)
+    main = fit_text(
+        screen.title or say("working.looking", language), c.w - 2 * m, (c.h - top) * 0.6, c.huge, c.min_text, bold=True
+    )
     stage = fit_text(screen.stage, c.w - 2 * m, c.s * 0.2, c.body, MIN_TEXT, max_lines=2) if screen.stage else None
     total = main.height + (m + stage.height if stage else 0)
     y = top + max(0, (c.h - m - top - total) // 2)
@@ -102,9 +99,9 @@ def render_working(screen: WorkingScreen, size: tuple[int, int]) -> Canvas:
     return c
 
 
-def _confidence(c: Canvas, probability: float, x: int, y: int, width: int, colour: RGB) -> int:
+def _confidence(c: Canvas, probability: float, x: int, y: int, width: int, colour: RGB, language: str) -> int:
     shown = shown_percent(probability)
-    label = f"{shown}% sure"
+    label = say("result.sure", language, percent=shown)
     f = fit_text(label, width, c.s * 0.12, max(MIN_TEXT, round(c.body * 0.9)), MIN_TEXT, bold=True, max_lines=1)
     y = c.text(f, x, y, INK)
     bar_h = max(8, round(c.s * 0.045))
@@ -112,13 +109,13 @@ def _confidence(c: Canvas, probability: float, x: int, y: int, width: int, colou
     return y + c.margin // 2 + bar_h
 
 
-def render_result(screen: ResultScreen, size: tuple[int, int]) -> Canvas:
-    c = Canvas(size)
+def render_result(screen: ResultScreen, size: tuple[int, int], language: str = ENGLISH) -> Canvas:
+    c = Canvas(size, language)
     d = screen.diagnosis
     colour = GREEN if d.healthy else RED
-    top = c.header(d.crop or "Result", colour)
+    top = c.header(d.crop or say("result.title", language), colour)
     m = c.margin
-    condition = d.condition or ("Healthy" if d.healthy else "Disease found")
+    condition = d.condition or say("result.healthy" if d.healthy else "result.disease_found", language)
     probability = d.best.probability if d.top else 0.0
     body_h = c.h - top - m
     # The photo only confirms which leaf was judged; the words need the room, so it stays small,
@@ -133,9 +130,9 @@ def render_result(screen: ResultScreen, size: tuple[int, int]) -> Canvas:
     x = m + side + m if side else m
     width = c.w - x - m
     y = c.text(fc, x, top, colour)
-    y = _confidence(c, probability, x, y + m // 2, width, colour)
+    y = _confidence(c, probability, x, y + m // 2, width, colour, language)
     advice_top = max(top + side, y) + m
-    fn = fit_text(RESULT_NEXT, c.w - 2 * m, c.room(2, MIN_TEXT), c.small, MIN_TEXT, max_lines=2)
+    fn = fit_text(say("result.next", language), c.w - 2 * m, c.room(2, MIN_TEXT), c.small, MIN_TEXT, max_lines=2)
     c.text(fn, m, c.h - m - fn.height, MUTED)
     room = c.h - m - fn.height - m // 2 - advice_top
     fa = fit_text(d.advice, c.w - 2 * m, room, c.body, c.min_text)
@@ -168,14 +165,14 @@ def _photo_side(c: Canvas, photo: np.ndarray | None, body_h: int) -> int:
     return int(min(body_h * 0.45, c.w * 0.3)) if photo is not None else 0
 
 
-def render_retake(screen: RetakeScreen, size: tuple[int, int]) -> Canvas:
-    c = Canvas(size)
-    top = c.header("Please try again", AMBER)
+def render_retake(screen: RetakeScreen, size: tuple[int, int], language: str = ENGLISH) -> Canvas:
+    c = Canvas(size, language)
+    top = c.header(say("retake.title", language), AMBER)
     m = c.margin
-    default_headline, default_hint = RETAKE_TEXT.get(screen.reason, ("Photo not usable", "Take the photo again."))
+    default_headline, default_hint = reasons.retake_words(screen.reason.value if screen.reason else "", language)
     headline = screen.headline or default_headline
     hint = screen.hint or default_hint
-    bottom, body_h = _footer(c, RETAKE_NEXT, top)
+    bottom, body_h = _footer(c, say("retake.next", language), top)
 
     def fit_headline(side: int) -> Fitted:
         x = m + side + m if side else m
@@ -195,13 +192,14 @@ def render_retake(screen: RetakeScreen, size: tuple[int, int]) -> Canvas:
     return c
 
 
-def render_unknown(screen: UnknownScreen, size: tuple[int, int]) -> Canvas:
-    c = Canvas(size)
-    top = c.header(UNKNOWN_TITLE, PURPLE)
+def render_unknown(screen: UnknownScreen, size: tuple[int, int], language: str = ENGLISH) -> Canvas:
+    c = Canvas(size, language)
+    top = c.header(say("unknown.title", language), PURPLE)
     m = c.margin
-    headline = screen.headline or reasons.unknown_words(screen.reason.value if screen.reason else "")[0]
-    hint = screen.hint or reasons.unknown_words(screen.reason.value if screen.reason else "")[1]
-    bottom, body_h = _footer(c, UNKNOWN_NEXT, top)
+    default_headline, default_hint = reasons.unknown_words(screen.reason.value if screen.reason else "", language)
+    headline = screen.headline or default_headline
+    hint = screen.hint or default_hint
+    bottom, body_h = _footer(c, say("unknown.next", language), top)
 
     def fit_words(side: int) -> tuple[Fitted | None, Fitted]:
         x = m + side + m if side else m
@@ -229,8 +227,8 @@ def render_unknown(screen: UnknownScreen, size: tuple[int, int]) -> Canvas:
     return c
 
 
-def render_fault(screen: FaultScreen, size: tuple[int, int]) -> Canvas:
-    c = Canvas(size)
+def render_fault(screen: FaultScreen, size: tuple[int, int], language: str = ENGLISH) -> Canvas:
+    c = Canvas(size, language)
     top = c.header(screen.title, RED)
     m = c.margin
     bottom = c.h - m
@@ -239,7 +237,13 @@ def render_fault(screen: FaultScreen, size: tuple[int, int]) -> Canvas:
         dot = max(8, round(c.body * 0.75))
         dots_w = min(n, 9) * dot * 1.5
         fl = fit_text(
-            f"Red light: {n} blinks", c.w - 3 * m - dots_w, c.s * 0.15, c.body, MIN_TEXT, bold=True, max_lines=1
+            say("fault.red_blinks", language, count=n),
+            c.w - 3 * m - dots_w,
+            c.s * 0.15,
+            c.body,
+            MIN_TEXT,
+            bold=True,
+            max_lines=1,
         )
         row_h = max(fl.height, dot)
         row_y = bottom - row_h
@@ -259,18 +263,31 @@ def render_fault(screen: FaultScreen, size: tuple[int, int]) -> Canvas:
     return c
 
 
-def render_progress(screen: ProgressScreen, size: tuple[int, int]) -> Canvas:
-    c = Canvas(size)
+def render_progress(screen: ProgressScreen, size: tuple[int, int], language: str = ENGLISH) -> Canvas:
+    c = Canvas(size, language)
     top = c.header(screen.title, BLUE)
     m = c.margin
     width = c.w - 2 * m
     total = max(0, screen.total)
     done = min(max(0, screen.done), total) if total else max(0, screen.done)
-    count = fit_text(f"{done:,} of {total:,}", width, c.s * 0.2, c.huge, MIN_TEXT, bold=True, max_lines=1)
+    count = fit_text(
+        say("export.records_progress", language, done=f"{done:,}", total=f"{total:,}"),
+        width,
+        c.s * 0.2,
+        c.huge,
+        MIN_TEXT,
+        bold=True,
+        max_lines=1,
+    )
     if screen.bytes_total:
-        mb = f"{screen.bytes_done / 1e6:.1f} of {screen.bytes_total / 1e6:.1f} MB"
+        mb = say(
+            "export.megabytes_progress",
+            language,
+            done=f"{screen.bytes_done / 1e6:.1f}",
+            total=f"{screen.bytes_total / 1e6:.1f}",
+        )
     else:
-        mb = f"{screen.bytes_done / 1e6:.1f} MB"
+        mb = say("export.megabytes", language, done=f"{screen.bytes_done / 1e6:.1f}")
     fmb = fit_text(mb, width, c.s * 0.15, c.body, MIN_TEXT, max_lines=1)
     bar_h = max(10, round(c.s * 0.07))
     detail = (
@@ -294,8 +311,8 @@ def render_progress(screen: ProgressScreen, size: tuple[int, int]) -> Canvas:
 TONES: dict[str, RGB] = {"info": SLATE, "ok": GREEN, "warning": AMBER, "error": RED}
 
 
-def render_message(screen: MessageScreen, size: tuple[int, int]) -> Canvas:
-    c = Canvas(size)
+def render_message(screen: MessageScreen, size: tuple[int, int], language: str = ENGLISH) -> Canvas:
+    c = Canvas(size, language)
     top = c.header(screen.title, TONES.get(screen.tone, SLATE))
     m = c.margin
     if screen.body:
@@ -317,15 +334,19 @@ _RENDERERS: dict[type, Callable[..., Canvas]] = {
 }
 
 
-def draw_screen(screen: Screen, size: tuple[int, int]) -> Canvas:
+def draw_screen(screen: Screen, size: tuple[int, int], language: str = ENGLISH) -> Canvas:
     """The drawn canvas, which also knows the font sizes it used (tests hold the readable minimum)."""
     try:
         renderer = _RENDERERS[type(screen)]
     except KeyError:
         raise TypeError(f"no renderer for {type(screen).__name__}") from None
-    return renderer(screen, size)
+    return renderer(screen, size, language)
 
 
-def render(screen: Screen, size: tuple[int, int]) -> np.ndarray:
-    """The screen as an RGB uint8 array of shape (height, width, 3) for a display of ``size`` (w, h)."""
-    return draw_screen(screen, size).array()
+def render(screen: Screen, size: tuple[int, int], language: str = ENGLISH) -> np.ndarray:
+    """The screen as an RGB uint8 array of shape (height, width, 3) for a display of ``size`` (w, h).
+
+    ``language`` is for the screen's own words; the words a screen carries (a diagnosis's, a
+    fault's) were chosen in that language by whoever built it.
+    """
+    return draw_screen(screen, size, language).array()

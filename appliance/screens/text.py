@@ -11,15 +11,35 @@ from PIL import ImageFont
 FONT_DIR = Path(__file__).resolve().parents[1] / "data" / "fonts"
 REGULAR_FONT = FONT_DIR / "DejaVuSans.ttf"
 BOLD_FONT = FONT_DIR / "DejaVuSans-Bold.ttf"
+# DejaVu plus Noto Sans Devanagari (data/fonts/README.md), for text with Devanagari in it.
+DEVANAGARI_FONT = FONT_DIR / "LeafSans-Regular.ttf"
+DEVANAGARI_BOLD_FONT = FONT_DIR / "LeafSans-Bold.ttf"
+DEVANAGARI = ((0x0900, 0x097F), (0x1CD0, 0x1CFF), (0xA8E0, 0xA8FF))
 
 
 ELLIPSIS = "…"
 
 
+def needs_devanagari(text: str) -> bool:
+    return any(lo <= ord(ch) <= hi for ch in text for lo, hi in DEVANAGARI)
+
+
+def font_file(text: str = "", bold: bool = False) -> Path:
+    """The font that has every glyph of ``text``: DejaVu, or Leaf Sans when it holds Devanagari."""
+    if needs_devanagari(text):
+        return DEVANAGARI_BOLD_FONT if bold else DEVANAGARI_FONT
+    return BOLD_FONT if bold else REGULAR_FONT
+
+
+def font(size: int, bold: bool = False, text: str = "") -> ImageFont.FreeTypeFont:
+    """The font to draw ``text`` in at ``size`` px."""
+    return _load(font_file(text, bold), size)
+
+
 @lru_cache(maxsize=256)
-def font(size: int, bold: bool = False) -> ImageFont.FreeTypeFont:
+def _load(path: Path, size: int) -> ImageFont.FreeTypeFont:
     """A cached font: loading a TrueType file for every frame would cost more than drawing it."""
-    return ImageFont.truetype(str(BOLD_FONT if bold else REGULAR_FONT), size)
+    return ImageFont.truetype(str(path), size)
 
 
 def line_height(f: ImageFont.FreeTypeFont) -> int:
@@ -145,17 +165,17 @@ def fit_text(
         return block_height(f, lines) <= height and (max_lines is None or lines <= max_lines)
 
     sizes = _candidate_sizes(max_size, min_size)
-    reference = font(max_size, bold)
+    reference = font(max_size, bold, text)
     paragraphs = [[reference.getlength(word) for word in p.split()] for p in text.rstrip("\n").split("\n")]
     space = reference.getlength(" ")
     start = len(sizes) - 1
     for i, size in enumerate(sizes):
         scale = size / max_size
-        if fits(font(size, bold), _count_lines(paragraphs, space * scale, width / scale * 0.985)):
+        if fits(font(size, bold, text), _count_lines(paragraphs, space * scale, width / scale * 0.985)):
             start = i
             break
     for size in sizes[start:]:
-        f = font(size, bold)
+        f = font(size, bold, text)
         lines, cut = _wrap(text, f, width)
         if fits(f, None if cut else len(lines)):
             return Fitted(tuple(lines), f, truncated=False)

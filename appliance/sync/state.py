@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 
+from appliance.words import ENGLISH, say
+
 
 class SyncStatus(StrEnum):
     OFF = "off"  # [sync] enabled = false
@@ -25,21 +27,24 @@ class SyncState:
     detail: str = ""  # the full message, for the log and `appliance sync`
     refused: int = 0  # records the collector will not take (kept on the device)
 
-    def line(self, now: datetime | None = None) -> str:
+    def line(self, now: datetime | None = None, language: str = ENGLISH) -> str:
         """One line for the ready screen: "Synced 12:04, 0 waiting", "Offline, 37 waiting", "Sync error: ..."."""
-        waiting = "" if self.waiting is None else f", {self.waiting} waiting"
         if self.status == SyncStatus.OFF:
-            return "Sync off"
+            return say("sync.off", language)
         if self.status == SyncStatus.ERROR:
-            return f"Sync error: {self.problem or 'see the log'}"
+            if self.problem:
+                return say("sync.error", language, problem=self.problem)
+            return say("sync.error_see_log", language)
         if self.status == SyncStatus.OFFLINE:
-            label = {"interrupted": "Sync interrupted", "collector busy": "Collector busy"}.get(self.problem, "Offline")
-            return f"{label}{waiting}"
-        if self.status == SyncStatus.SYNCING:
-            return f"Syncing{waiting}"
-        if self.last_success is None:
-            return f"Not synced yet{waiting}"
-        return f"Synced {_when(self.last_success, now)}{waiting}"
+            key = {"interrupted": "sync.interrupted", "collector busy": "sync.collector_busy"}.get(self.problem)
+            line = say(key or "sync.offline", language)
+        elif self.status == SyncStatus.SYNCING:
+            line = say("sync.syncing", language)
+        elif self.last_success is None:
+            line = say("sync.not_yet", language)
+        else:
+            line = say("sync.synced", language, when=_when(self.last_success, now))
+        return line if self.waiting is None else say("sync.waiting", language, line=line, count=self.waiting)
 
 
 def _when(moment: datetime, now: datetime | None) -> str:

@@ -16,6 +16,7 @@ from appliance.errors import StoreError, SyncSetupError
 from appliance.store.sqlite_store import SqliteStore, count_unsynced
 from appliance.sync.session import SyncSession, check_owner, client_from_config
 from appliance.sync.state import SyncState, SyncStatus
+from appliance.words import ENGLISH
 from leaf_wire.client import (
     CollectorBusy,
     CollectorError,
@@ -79,8 +80,8 @@ class SyncWorker:
     def enabled(self) -> bool:
         return self.cfg.sync.enabled
 
-    def line(self) -> str:
-        return self._state.line()
+    def line(self, language: str = ENGLISH) -> str:
+        return self._state.line(language=language)
 
     def start(self) -> None:
         """Start the thread (does nothing when [sync] enabled = false)."""

@@ -165,7 +165,6 @@ class FakeNotifier:
 
 @dataclass
 class Outcome:
-    title: str = "Export done"
     rows: int = 0
     photos: int = 0
     already_on_stick: int = 0
@@ -176,9 +175,8 @@ class Outcome:
 @dataclass
 class Step:
     phase: str = "writing"
-    title: str = "Exporting"
-    files_done: int = 1
-    files_total: int = 2
+    records_done: int = 1
+    records_total: int = 2
     bytes_done: int = 10
     bytes_total: int = 20
 
@@ -219,7 +217,7 @@ class FakeSync:
         self.stopped = True
         return True
 
-    def line(self) -> str:
+    def line(self, language: str = "en") -> str:
         return f"Offline, {self.new_records} waiting"
 
     def note_new_record(self) -> None:

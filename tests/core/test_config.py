@@ -234,11 +234,11 @@ def test_wrong_types_are_named(tmp_path: Path, text: str, key: str, reason: str)
         ('[device]\nid = "my pi"', "device.id", "must be empty (use the hostname) or 1-64 characters"),
         ('[device]\nid = "' + "x" * 65 + '"', "device.id", "1-64 characters"),
         ('[device]\nlanguage = "EN"', "device.language", "must be a language the appliance has words in (en"),
-        # "fr" fell back to English without a word; it is refused until the labels are written in it.
+        # "fr" once fell back to English without a word; a language with no words is refused, naming those there are.
         (
-            '[device]\nlanguage = "fr"',
+            '[device]\nlanguage = "de"',
             "device.language",
-            'must be a language the appliance has words in (en), got "fr"',
+            'must be a language the appliance has words in (en, es, fr, hi, pt, sw), got "de"',
         ),
         ('[device]\ndata_dir = "var/lib"', "device.data_dir", 'must be an absolute path (starting with "/" or "~/")'),
         ('[device]\ndata_dir = ""', "device.data_dir", "must not be empty"),

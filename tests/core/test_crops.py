@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from appliance import config as config_module
-from appliance import labels, screens
+from appliance import labels, screens, words
 from appliance.classifier import OnnxClassifier
 from appliance.cli import main
 from appliance.config import loading as config_loading
@@ -219,8 +219,8 @@ def test_unknown_screen_and_ready_crops_render_at_every_size(model: OnnxClassifi
         apple = screens.render(screens.ReadyScreen("1.0.0", 3, 900.0, crops=("Apple",)), size)
         every = screens.render(screens.ReadyScreen("1.0.0", 3, 900.0, crops=()), size)
         assert not np.array_equal(plain, apple) and not np.array_equal(apple, every)
-    assert labels.crops_line(("Apple", "Grape")) == "Crops: Apple, Grape"
-    assert labels.crops_line(()) == "All crops"
+    assert words.crops_line(("Apple", "Grape")) == "Crops: Apple, Grape"
+    assert words.crops_line(()) == "All crops"
 
 
 # ---------------------------------------------------------------- store -> history -> export -> sync

@@ -222,7 +222,7 @@ def test_an_empty_log_exports_nothing(store: SqliteStore, data_dir: Path, stick:
     assert "No diagnoses recorded yet" in report.summary()
 
 
-def test_progress_counts_every_file_and_byte(store: SqliteStore, data_dir: Path, stick: Path) -> None:
+def test_progress_counts_every_file_byte_and_record(store: SqliteStore, data_dir: Path, stick: Path) -> None:
     fill(store, 5, size=150_000)
     seen: list[Progress] = []
     report = exporter(store, data_dir).run(stick, progress=seen.append)
@@ -235,7 +235,11 @@ def test_progress_counts_every_file_and_byte(store: SqliteStore, data_dir: Path,
     for phase in (writing, verifying):
         assert [p.bytes_done for p in phase] == sorted(p.bytes_done for p in phase)
     assert len(seen) > 20  # often enough for the daemon to kick its watchdog
-    assert "of 10 files" in writing[-1].text()
+    # The screen counts records, as the end screen does: one per photo, the rest once the tables are written.
+    for phase in (writing, verifying):
+        assert phase[0].records_done == 0 and phase[-1].records_done == phase[-1].records_total == report.rows == 5
+        assert [p.records_done for p in phase] == sorted(p.records_done for p in phase)
+    assert writing[-1].text().startswith("5 of 5 records, ")
 
 
 def test_missing_and_damaged_photos_are_reported_not_fatal(store: SqliteStore, data_dir: Path, stick: Path) -> None:

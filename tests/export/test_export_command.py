@@ -34,7 +34,7 @@ def test_export_to_a_folder_prints_progress_and_the_result(data_dir: Path, tmp_p
     code, out, err = run(config(data_dir), to=target)
     assert (code, err) == (0, "")
     assert out.startswith(f"Exporting to {target} (what this stick does not have yet)\n")
-    assert "writing: 0 of 8 files" in out and "verifying:" in out
+    assert "writing: 0 of 3 records" in out and "verifying: 0 of 3 records" in out
     assert "Exported 3 diagnoses and 3 photos" in out and "matches manifest.sha256" in out
     assert "Safe to remove" not in out  # a folder is not a stick that was unmounted
     code, out, _ = run(config(data_dir), to=target)
@@ -96,10 +96,10 @@ def test_progress_lines_are_throttled_but_every_phase_shows() -> None:
     printer = ProgressPrinter(out, every_s=3600)
     for phase in ("writing", "verifying"):
         for done in range(50):
-            printer(Progress(phase, done, 50, done * 1000, 50_000))
+            printer(Progress(phase, done, 50, done * 1000, 50_000, records_done=done // 2, records_total=25))
     assert out.getvalue().splitlines() == [
-        "writing: 0 of 50 files, 0.0 of 0.1 MB",
-        "verifying: 0 of 50 files, 0.0 of 0.1 MB",
+        "writing: 0 of 25 records, 0.0 of 0.1 MB",
+        "verifying: 0 of 25 records, 0.0 of 0.1 MB",
     ]
 
 

@@ -48,8 +48,8 @@ def test_storage_levels_follow_the_configured_thresholds() -> None:
     assert refuse.message.startswith("Storage full: 80 MB left, below the 100 MB needed for new photos.")
     assert storage_status(100 * MIB, storage).level is StorageLevel.WARN  # the floor itself still works
     # the ready screen's one line, the same rule: empty while there is room
-    assert warn.short == refuse.short.replace("80", "420") == "Storage almost full: 420 MB left. Export soon."
-    assert storage_status(600 * MIB, storage).short == ""
+    assert warn.short() == refuse.short().replace("80", "420") == "Storage almost full: 420 MB left. Export soon."
+    assert storage_status(600 * MIB, storage).short() == ""
 
 
 def test_prune_deletes_only_exported_photos_oldest_first_and_records_it(metered: MeteredStore) -> None:

@@ -38,13 +38,16 @@ def test_every_progress_call_kicks_the_watchdog_and_redraws_are_throttled(tmp_pa
 
 
 def test_the_screens_render_at_the_display_size() -> None:
-    p = Progress("writing", 12, 40, 3_100_000, 9_800_000)
+    p = Progress("writing", 12, 40, 3_100_000, 9_800_000, records_done=11, records_total=38)
     report = ExportReport(target=Path("/media/x"), stick_id="s", full=False, rows=40, photos=38, ejected=True)
     failure = ExportError("The USB stick was removed or stopped answering while writing photos/x.jpg (EIO). " * 2)
     for screen in (progress_screen(p), report_screen(report), failure_screen(failure), no_stick_screen()):
         image = screens.render(screen, (480, 320))
         assert isinstance(image, np.ndarray) and image.shape[:2] == (320, 480)
-    assert progress_screen(p).bytes_total == 9_800_000 and progress_screen(p).done == 12
+    assert progress_screen(p).bytes_total == 9_800_000 and (progress_screen(p).done, progress_screen(p).total) == (
+        11,
+        38,
+    )
     assert report_screen(report).body == "40 records, 38 photos copied and checked. Safe to remove the stick."
     assert report_screen(report).tone == "ok" and failure_screen(failure).tone == "error"
     unsure = ExportReport(target=Path("/media/x"), stick_id="s", full=False, rows=3, photos=3, eject_message="busy")
