@@ -74,8 +74,8 @@ class Canvas:
             right_w = rf.getlength(right)
             self.draw.text((self.w - m, hh // 2), right, font=rf, fill=ink, anchor="rm")
             right_w += m
-        # A long title is cut rather than shrunk: the band must stay readable from a distance.
-        title_w, title_min = self.w - 2 * m - right_w, max(MIN_TEXT, round(hh * 0.42))
+        # A long title shrinks to the readable minimum, then is cut: the band must stay readable from a distance.
+        title_w, title_min = self.w - 2 * m - right_w, MIN_TEXT
         fitted = fit_text(title, title_w, hh * 0.8, round(hh * 0.56), title_min, bold=True, max_lines=1)
         if fitted.lines:
             self.font_sizes.append(fitted.font.size)

@@ -99,14 +99,10 @@ def render_working(screen: WorkingScreen, size: tuple[int, int], language: str =
     return c
 
 
-def _confidence(c: Canvas, probability: float, x: int, y: int, width: int, colour: RGB, language: str) -> int:
-    shown = shown_percent(probability)
-    label = say("result.sure", language, percent=shown)
-    f = fit_text(label, width, c.s * 0.12, max(MIN_TEXT, round(c.body * 0.9)), MIN_TEXT, bold=True, max_lines=1)
-    y = c.text(f, x, y, INK)
-    bar_h = max(8, round(c.s * 0.045))
-    c.bar(x, y + c.margin // 2, width, bar_h, shown / 100, colour)
-    return y + c.margin // 2 + bar_h
+def _confidence_label(c: Canvas, probability: float, width: int, language: str) -> Fitted:
+    label = say("result.sure", language, percent=shown_percent(probability))
+    room = max(c.s * 0.12, c.room(1, MIN_TEXT, bold=True))
+    return fit_text(label, width, room, max(MIN_TEXT, round(c.body * 0.9)), MIN_TEXT, bold=True, max_lines=1)
 
 
 def render_result(screen: ResultScreen, size: tuple[int, int], language: str = ENGLISH) -> Canvas:
@@ -118,30 +114,38 @@ def render_result(screen: ResultScreen, size: tuple[int, int], language: str = E
     condition = d.condition or say("result.healthy" if d.healthy else "result.disease_found", language)
     probability = d.best.probability if d.top else 0.0
     body_h = c.h - top - m
-    # The photo only confirms which leaf was judged; the words need the room, so it stays small,
-    # and it goes when the condition would not fit beside it at the readable minimum.
-    side = int(min(body_h * 0.45, c.w * 0.3)) if screen.photo is not None else 0
-    fc = _condition(c, condition, side, body_h)
-    if side and fc.truncated:
-        side = 0
+    bar_h = max(8, round(c.s * 0.045))
+    fn = fit_text(say("result.next", language), c.w - 2 * m, c.room(2, MIN_TEXT), c.small, MIN_TEXT, max_lines=2)
+
+    def lay_out(side: int) -> tuple[Fitted, Fitted, Fitted, int]:
+        """(condition, confidence, advice, advice top) with a photo ``side`` px wide (0: none)."""
         fc = _condition(c, condition, side, body_h)
+        fs = _confidence_label(c, probability, c.w - (m + side + m if side else m) - m, language)
+        advice_top = max(top + side, top + fc.height + m // 2 + fs.height + m // 2 + bar_h) + m
+        room = c.h - m - fn.height - m // 2 - advice_top
+        fa = fit_text(d.advice, c.w - 2 * m, room, c.body, c.min_text)
+        if fa.truncated:  # too long to read whole at the minimum size: one short sentence instead
+            short = screen.short_advice
+            if short is None:
+                short = labels.short_advice(d.best.slug, d.advice) if d.top else ""
+            if short:
+                fa = fit_text(short, c.w - 2 * m, room, c.body, c.min_text)
+        return fc, fs, fa, advice_top
+
+    # The photo only confirms which leaf was judged; the words need the room, so it stays small,
+    # and it goes when any of them would not fit beside it at the readable minimum.
+    side = int(min(body_h * 0.45, c.w * 0.3)) if screen.photo is not None else 0
+    fc, fs, fa, advice_top = lay_out(side)
+    if side and (fc.truncated or fs.truncated or fa.truncated):
+        side = 0
+        fc, fs, fa, advice_top = lay_out(side)
     if side:
         c.photo(screen.photo, m, top, side)
     x = m + side + m if side else m
-    width = c.w - x - m
     y = c.text(fc, x, top, colour)
-    y = _confidence(c, probability, x, y + m // 2, width, colour, language)
-    advice_top = max(top + side, y) + m
-    fn = fit_text(say("result.next", language), c.w - 2 * m, c.room(2, MIN_TEXT), c.small, MIN_TEXT, max_lines=2)
+    y = c.text(fs, x, y + m // 2, INK)
+    c.bar(x, y + m // 2, c.w - x - m, bar_h, shown_percent(probability) / 100, colour)
     c.text(fn, m, c.h - m - fn.height, MUTED)
-    room = c.h - m - fn.height - m // 2 - advice_top
-    fa = fit_text(d.advice, c.w - 2 * m, room, c.body, c.min_text)
-    if fa.truncated:  # too long to read whole at the minimum size: one short sentence instead
-        short = screen.short_advice
-        if short is None:
-            short = labels.short_advice(d.best.slug, d.advice) if d.top else ""
-        if short:
-            fa = fit_text(short, c.w - 2 * m, room, c.body, c.min_text)
     c.text(fa, m, advice_top, INK)
     return c
 
@@ -174,20 +178,21 @@ def render_retake(screen: RetakeScreen, size: tuple[int, int], language: str = E
     hint = screen.hint or default_hint
     bottom, body_h = _footer(c, say("retake.next", language), top)
 
-    def fit_headline(side: int) -> Fitted:
+    def lay_out(side: int) -> tuple[Fitted, Fitted, int]:
+        """(headline, hint, hint top) with a photo ``side`` px wide (0: none)."""
         x = m + side + m if side else m
-        return fit_text(headline, c.w - x - m, side or body_h * 0.4, c.huge, c.min_text, bold=True, max_lines=3)
+        fh = fit_text(headline, c.w - x - m, side or body_h * 0.4, c.huge, c.min_text, bold=True, max_lines=3)
+        y = max(top + fh.height, top + side) + m
+        return fh, fit_text(hint, c.w - 2 * m, bottom - m - y, c.body, c.min_text), y
 
     side = _photo_side(c, screen.photo, body_h)
-    fh = fit_headline(side)
-    if side and fh.truncated:  # the words matter more than the thumbnail
+    fh, ft, y = lay_out(side)
+    if side and (fh.truncated or ft.truncated):  # the words matter more than the thumbnail
         side = 0
-        fh = fit_headline(side)
+        fh, ft, y = lay_out(side)
     if side:
         c.photo(screen.photo, m, top, side)
-    x = m + side + m if side else m
-    y = max(c.text(fh, x, top, INK), top + side) + m
-    ft = fit_text(hint, c.w - 2 * m, bottom - m - y, c.body, c.min_text)
+    c.text(fh, m + side + m if side else m, top, INK)
     c.text(ft, m, y, INK)
     return c
 
@@ -201,28 +206,32 @@ def render_unknown(screen: UnknownScreen, size: tuple[int, int], language: str =
     hint = screen.hint or default_hint
     bottom, body_h = _footer(c, say("unknown.next", language), top)
 
-    def fit_words(side: int) -> tuple[Fitted | None, Fitted]:
+    def lay_out(side: int) -> tuple[Fitted | None, Fitted, Fitted, int]:
+        """(crop, headline, hint, hint top) with a photo ``side`` px wide (0: none)."""
         x = m + side + m if side else m
         room = max(side, body_h * 0.5)  # the headline may run below the photo: it is what matters here
-        fc = None
+        fc, crop_h = None, 0
         if screen.crop:
-            fc = fit_text(screen.crop, c.w - x - m, c.s * 0.12, c.body, MIN_TEXT, bold=True, max_lines=1)
-            room = max(0, room - fc.height - m // 2)
-        return fc, fit_text(headline, c.w - x - m, room, c.huge, c.min_text, bold=True, max_lines=3)
+            crop_room = max(c.s * 0.12, c.room(1, MIN_TEXT, bold=True))
+            fc = fit_text(screen.crop, c.w - x - m, crop_room, c.body, MIN_TEXT, bold=True, max_lines=1)
+            crop_h = fc.height + m // 2
+            room = max(0, room - crop_h)
+        fh = fit_text(headline, c.w - x - m, room, c.huge, c.min_text, bold=True, max_lines=3)
+        y = max(top + crop_h + fh.height, top + side) + m
+        return fc, fh, fit_text(hint, c.w - 2 * m, bottom - m - y, c.body, c.min_text), y
 
     side = _photo_side(c, screen.photo, body_h)
-    fc, fh = fit_words(side)
-    if side and (fh.truncated or (fc is not None and fc.truncated)):  # the words matter more than the thumbnail
+    fc, fh, ft, y = lay_out(side)
+    if side and (fh.truncated or ft.truncated or (fc is not None and fc.truncated)):  # words before the thumbnail
         side = 0
-        fc, fh = fit_words(side)
+        fc, fh, ft, y = lay_out(side)
     if side:
         c.photo(screen.photo, m, top, side)
     x = m + side + m if side else m
-    y = top
+    words_y = top
     if fc is not None:
-        y = c.text(fc, x, y, PURPLE) + m // 2
-    y = max(c.text(fh, x, y, INK), top + side) + m
-    ft = fit_text(hint, c.w - 2 * m, bottom - m - y, c.body, c.min_text)
+        words_y = c.text(fc, x, words_y, PURPLE) + m // 2
+    c.text(fh, x, words_y, INK)
     c.text(ft, m, y, INK)
     return c
 
@@ -236,20 +245,18 @@ def render_fault(screen: FaultScreen, size: tuple[int, int], language: str = ENG
         n = screen.code
         dot = max(8, round(c.body * 0.75))
         dots_w = min(n, 9) * dot * 1.5
-        fl = fit_text(
-            say("fault.red_blinks", language, count=n),
-            c.w - 3 * m - dots_w,
-            c.s * 0.15,
-            c.body,
-            MIN_TEXT,
-            bold=True,
-            max_lines=1,
-        )
-        row_h = max(fl.height, dot)
+        label = say("fault.red_blinks", language, count=n)
+        room = max(c.s * 0.15, c.room(1, MIN_TEXT, bold=True))
+        fl = fit_text(label, c.w - 3 * m - dots_w, room, c.body, MIN_TEXT, bold=True, max_lines=1)
+        beside = not fl.truncated  # else the blinks go on a row of their own under the words
+        if not beside:
+            room = max(room, c.room(2, MIN_TEXT, bold=True))
+            fl = fit_text(label, c.w - 2 * m, room, c.body, MIN_TEXT, bold=True, max_lines=2)
+        row_h = max(fl.height, dot) if beside else fl.height + m // 2 + dot
         row_y = bottom - row_h
-        c.text(fl, m, row_y + (row_h - fl.height) // 2, INK)
-        dx = m + (fl.font.getlength(fl.lines[0]) if fl.lines else 0) + m
-        cy = row_y + row_h / 2
+        c.text(fl, m, row_y + ((row_h - fl.height) // 2 if beside else 0), INK)
+        dx = m + (fl.font.getlength(fl.lines[0]) if fl.lines else 0) + m if beside else m
+        cy = row_y + row_h / 2 if beside else bottom - dot / 2
         for i in range(n):
             x0 = dx + i * dot * 1.5
             if x0 + dot > c.w - m:
@@ -270,15 +277,9 @@ def render_progress(screen: ProgressScreen, size: tuple[int, int], language: str
     width = c.w - 2 * m
     total = max(0, screen.total)
     done = min(max(0, screen.done), total) if total else max(0, screen.done)
-    count = fit_text(
-        say("export.records_progress", language, done=f"{done:,}", total=f"{total:,}"),
-        width,
-        c.s * 0.2,
-        c.huge,
-        MIN_TEXT,
-        bold=True,
-        max_lines=1,
-    )
+    count_text = say("export.records_progress", language, done=f"{done:,}", total=f"{total:,}")
+    count_room = max(c.s * 0.2, c.room(2, MIN_TEXT, bold=True))
+    count = fit_text(count_text, width, count_room, c.huge, MIN_TEXT, bold=True, max_lines=2)
     if screen.bytes_total:
         mb = say(
             "export.megabytes_progress",
@@ -288,7 +289,7 @@ def render_progress(screen: ProgressScreen, size: tuple[int, int], language: str
         )
     else:
         mb = say("export.megabytes", language, done=f"{screen.bytes_done / 1e6:.1f}")
-    fmb = fit_text(mb, width, c.s * 0.15, c.body, MIN_TEXT, max_lines=1)
+    fmb = fit_text(mb, width, max(c.s * 0.15, c.room(1, MIN_TEXT)), c.body, MIN_TEXT, max_lines=1)
     bar_h = max(10, round(c.s * 0.07))
     detail = (
         fit_text(screen.detail, width, max(c.s * 0.2, c.room(2, MIN_TEXT)), c.small, MIN_TEXT, max_lines=2)
