@@ -234,7 +234,7 @@ def cmd_press(args: argparse.Namespace) -> int:
 
 def cmd_history(args: argparse.Namespace) -> int:
     from .store import SqliteStore
-    from .store.history import format_csv, format_json, format_table
+    from .store.history import format_json, format_table
     from .whereabouts import not_found
 
     cfg = _config(args)
@@ -243,10 +243,13 @@ def cmd_history(args: argparse.Namespace) -> int:
         return 0
     with SqliteStore.open(cfg.db_path, cfg.data_dir) as store:
         rows = store.recent(args.limit or None)
+        if args.csv:  # photo statuses are read while the store is open
+            from .export.exporter import diagnoses_csv
+
+            sys.stdout.write(diagnoses_csv(store, rows, cfg.device.language))
+            return 0
     if args.json:
         sys.stdout.write(format_json(rows))
-    elif args.csv:
-        sys.stdout.write(format_csv(rows))
     else:
         sys.stdout.write(format_table(rows, width=shutil.get_terminal_size((100, 24)).columns))
     return 0
@@ -357,7 +360,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="JSON lines, one record a line (as diagnose --json)")
-    fmt.add_argument("--csv", action="store_true", help="the USB export's CSV (BOM, formula-guarded cells)")
+    fmt.add_argument(
+        "--csv", action="store_true", help="the USB export's diagnoses.csv: same columns, BOM, guarded cells"
+    )
     p.set_defaults(func=cmd_history)
 
     p = sub.add_parser("config", help="check the config file, or show the effective config with defaults")

@@ -185,6 +185,23 @@ class _Ticker:
             )
 
 
+def photo_on_appliance(store: Any, row: dict[str, Any]) -> tuple[str, Path | None, int]:
+    """(photo status as the CSV says it, the file, its size): pruned after an earlier export, missing, or there."""
+    if row.get("photo_pruned_at"):
+        return formats.PHOTO_PRUNED, None, 0
+    try:
+        source = store.photo_file(row)
+        return formats.PHOTO_INCLUDED, source, os.stat(source, follow_symlinks=False).st_size
+    except (OSError, ValueError):
+        return formats.PHOTO_MISSING, None, 0
+
+
+def diagnoses_csv(store: Any, rows: list[dict[str, Any]], language: str) -> str:
+    """The export's diagnoses.csv for these rows, column for column: what `history --csv` prints."""
+    pairs = [(row, photo_on_appliance(store, row)[0]) for row in rows]
+    return formats.render_csv(pairs, language).decode("utf-8")
+
+
 @dataclass
 class _Planned:
     row: dict[str, Any]
@@ -314,19 +331,7 @@ class Exporter:
         return report
 
     def _plan(self, rows: list[dict[str, Any]]) -> list[_Planned]:
-        plan = []
-        for row in rows:
-            if row.get("photo_pruned_at"):
-                plan.append(_Planned(row, formats.PHOTO_PRUNED))
-                continue
-            try:
-                source = self.store.photo_file(row)
-                size = os.stat(source, follow_symlinks=False).st_size
-            except (OSError, ValueError):
-                plan.append(_Planned(row, formats.PHOTO_MISSING))
-                continue
-            plan.append(_Planned(row, formats.PHOTO_INCLUDED, source, size))
-        return plan
+        return [_Planned(row, *photo_on_appliance(self.store, row)) for row in rows]
 
     def _texts(self, plan: list[_Planned], now: datetime, full: bool) -> dict[str, bytes]:
         pairs = [(p.row, p.status) for p in plan]

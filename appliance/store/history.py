@@ -1,7 +1,7 @@
 """Text renderings of stored diagnoses for the `appliance history` command.
 
 The table is for a person at a terminal (local time, as wide as the terminal, cells cut with '…');
-JSON and CSV are for tools and the agronomist's spreadsheet (full values, UTC ISO times).
+JSON lines are for tools (every stored field). The CSV is the export's (appliance.export.exporter.diagnoses_csv).
 """
 
 from __future__ import annotations
@@ -13,10 +13,7 @@ from datetime import datetime, tzinfo
 from typing import Any
 
 from appliance.probabilities import shown_percent
-from leaf_wire.columns import DIAGNOSIS_COLUMNS, JSON_COLUMNS, PHOTO_COLUMNS
-from leaf_wire.csvcell import csv_text
 
-CSV_COLUMNS = (*DIAGNOSIS_COLUMNS, "photo_path", *PHOTO_COLUMNS, "exported_at", "synced_at")
 _HEADERS = ("time", "verdict", "crop", "condition", "sure", "record")
 # Columns that give up width first when the table is too wide, with the least each keeps.
 _SHRINK_ORDER = ((5, 8), (3, 10), (2, 8), (1, 6))
@@ -42,22 +39,6 @@ def format_table(rows: Iterable[Mapping[str, Any]], *, width: int = 80, tz: tzin
 def format_json(rows: Iterable[Mapping[str, Any]]) -> str:
     """JSON lines, one row as stored per line (JSON columns nested), as `diagnose --json` writes; non-ASCII kept."""
     return "".join(json.dumps(dict(row), ensure_ascii=False) + "\n" for row in rows)
-
-
-def format_csv(rows: Iterable[Mapping[str, Any]]) -> str:
-    """BOM, header, one line per row, formula-guarded cells; times stay UTC ISO-8601, JSON columns JSON text.
-
-    Write it as UTF-8: the BOM is what makes Excel read it so, as it does the USB export's CSV.
-    """
-    return csv_text(CSV_COLUMNS, ([_csv_value(column, row.get(column)) for column in CSV_COLUMNS] for row in rows))
-
-
-def _csv_value(column: str, value: Any) -> Any:
-    if value is None:
-        return ""
-    if column in JSON_COLUMNS and not isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-    return value
 
 
 def _table_cells(row: Mapping[str, Any], tz: tzinfo | None) -> tuple[str, ...]:

@@ -24,10 +24,11 @@ from appliance.config import loading as config_loading
 from appliance.diagnosis import Diagnoser, resolve_crops
 from appliance.errors import ConfigError
 from appliance.export import Exporter
+from appliance.export.exporter import diagnoses_csv
 from appliance.result import UnknownReason, Verdict
 from appliance.samples import sample_paths
 from appliance.store import SqliteStore
-from appliance.store.history import format_csv, format_json, format_table
+from appliance.store.history import format_json, format_table
 from appliance.vision.jpeg import encode_jpeg
 from leaf_wire import reasons
 from tests.helpers.collector import (
@@ -254,11 +255,11 @@ def test_unknown_flows_through_store_history_and_usb_export(model: OnnxClassifie
         table = format_table(rows, width=100)
         assert "unknown: other plant" in table and "unknown: unknown condition" in table
         assert [r["crops"] for r in map(json.loads, format_json(rows).splitlines())] == [[], ["apple"], ["apple"]]
-        parsed = list(csv.DictReader(io.StringIO(format_csv(rows).removeprefix("\ufeff"))))
-        assert [(p["verdict"], p["reason"], json.loads(p["crops"])) for p in parsed] == [
-            ("unknown", "other_plant", []),
-            ("unknown", "unknown_condition", ["apple"]),
-            ("diagnosis", "", ["apple"]),
+        parsed = list(csv.DictReader(io.StringIO(diagnoses_csv(store, rows, "en").removeprefix("\ufeff"))))
+        assert [(p["verdict"], p["unknown_reason"], p["crops"]) for p in parsed] == [
+            ("unknown", "other_plant", ""),
+            ("unknown", "unknown_condition", "apple"),
+            ("diagnosis", "", "apple"),
         ]
 
         stick = tmp_path / "stick"

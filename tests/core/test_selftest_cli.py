@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import csv
+import io
 import json
 import threading
 
 from appliance.cli import main
 from appliance.config import load_config
 from appliance.errors import ApplianceError
+from appliance.export.formats import CSV_HEADER
 from appliance.selftest import FAIL, PASS, SKIP, run_selftest
 from tests.helpers.daemon import Running, simulated_config
 
@@ -99,6 +102,13 @@ def test_history_after_presses(tmp_path, capsys):
     assert len(rows) == 3 and rows[0]["top1_slug"] == "apple__apple_scab"  # newest first: third sample
     assert main(["history", "--simulate", "--config", str(cfg_file)]) == 0
     assert "Apple" in capsys.readouterr().out
+    assert main(["history", "--simulate", "--config", str(cfg_file), "--csv", "-n", "2"]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("\ufeff")  # the export's CSV, BOM and all
+    parsed = list(csv.DictReader(io.StringIO(text.removeprefix("\ufeff"))))
+    assert list(parsed[0]) == list(CSV_HEADER) and len(parsed) == 2
+    assert [p["id"] for p in parsed] == [r["id"] for r in rows[:2]]
+    assert {p["photo_status"] for p in parsed} == {"included"}
 
 
 def test_press_without_a_running_appliance(tmp_path, capsys):

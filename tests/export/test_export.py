@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 
 from appliance.errors import ExportError
-from appliance.export import Exporter, Progress
-from appliance.export.exporter import export_lock, folder_name
+from appliance.export import Exporter, Progress, formats
+from appliance.export.exporter import diagnoses_csv, export_lock, folder_name
 from appliance.export.formats import CSV_HEADER
 from appliance.result import RetakeReason
 from appliance.store import SqliteStore
-from leaf_wire.csvcell import unsafe_cell
+from leaf_wire.csvcell import BOM, unsafe_cell
 from tests.helpers.torture.support import clock, config, fill, open_store, read_csv
 
 T0 = datetime(2024, 5, 17, 9, 41, 7, tzinfo=UTC)
@@ -451,3 +451,20 @@ def test_a_crafted_ledger_line_is_skipped_and_the_export_goes_on(
     (device / "ledger.jsonl").write_text(line + "\n", encoding="utf-8")
     report = exporter(store, data_dir).run(stick)
     assert report.rows == 2 and set(ids) <= {r["id"] for r in read_csv(report.export_dir / "diagnoses.csv")}
+
+
+def test_history_csv_is_the_exports_csv_byte_for_byte(store: SqliteStore, data_dir: Path, stick: Path) -> None:
+    """Issue 12: `history --csv` had other columns and raw JSON cells; it is now the export's diagnoses.csv."""
+    varied_rows(store)
+    pruned_later = fill(store, 1, seed=9)[0]
+    rows = store.recent()
+    report = exporter(store, data_dir).run(stick)
+    exported = (report.export_dir / "diagnoses.csv").read_bytes()
+    order = {r["id"]: r for r in store.recent()}  # the export lists oldest first
+    in_export_order = [order[r["id"]] for r in read_csv(report.export_dir / "diagnoses.csv")]
+    assert diagnoses_csv(store, in_export_order, "en").encode("utf-8") == exported
+    assert len(rows) == len(in_export_order)
+    store.photo_file(order[pruned_later]).unlink()  # gone from the appliance: the history says so
+    again = list(csv.DictReader(io.StringIO(diagnoses_csv(store, store.recent(), "en").removeprefix(BOM))))
+    assert list(again[0]) == list(formats.CSV_HEADER)
+    assert {r["id"]: r["photo_status"] for r in again}[pruned_later] == formats.PHOTO_MISSING
