@@ -41,7 +41,10 @@ class DeviceConfig:
     data_dir: Path = field(default=DEFAULT_DATA_DIR, metadata=_about("diagnosis log, photos and runtime files"))
     language: str = field(
         default="en",
-        metadata=_about('language code like "en" or "pt-BR", one the labels are written in', _known_language),
+        metadata=_about(
+            'the screens\' language: en, fr, es, pt, sw or hi ("pt-BR" uses pt); all but en not yet reviewed',
+            _known_language,
+        ),
     )
 
 
