@@ -80,9 +80,9 @@ class Canvas:
         if fitted.lines:
             self.font_sizes.append(fitted.font.size)
             self.texts.append(" ".join(fitted.lines))
+            self.draw.text((m, hh // 2), fitted.lines[0], font=fitted.font, fill=ink, anchor="lm")
         if fitted.truncated:
             self.cut.append(" ".join(fitted.lines))
-            self.draw.text((m, hh // 2), fitted.lines[0], font=fitted.font, fill=ink, anchor="lm")
         return hh + m
 
     def text(

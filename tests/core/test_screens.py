@@ -12,6 +12,7 @@ from PIL import Image
 from appliance import screens as S
 from appliance.result import Diagnosis, Quality, Ranked, RetakeReason, Timings, Verdict
 from appliance.screens.draw import Canvas, human_bytes
+from appliance.screens.render import draw_screen
 from leaf_wire import reasons
 
 SIZES = [(240, 240), (320, 240), (480, 320), (800, 480)]
@@ -224,3 +225,13 @@ def test_confidence_is_never_shown_as_certain():
     ninety = S.render(S.ResultScreen(diagnosis(p=0.90)), (480, 320))
     assert np.array_equal(almost, ninety_nine)
     assert not np.array_equal(almost, ninety)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_the_header_band_shows_its_title(size):
+    """A regression drew the title only when it had been cut: every header band was empty."""
+    for screen, band in ((S.ReadyScreen("v1"), S.BLUE), (S.ResultScreen(diagnosis()), S.RED)):
+        c = draw_screen(screen, size)
+        frame = c.array()[: c.header_h, : c.w // 2]
+        ink = (frame == (255, 255, 255)).all(axis=2).sum()
+        assert (frame == band).all(axis=2).sum() > ink > 30, (type(screen).__name__, ink)
