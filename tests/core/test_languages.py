@@ -58,7 +58,8 @@ def test_each_translation_is_complete_and_marked_unreviewed(language: str) -> No
         entry = table[slug][language]
         assert entry.get("reviewed") is False, slug  # no agronomist has read it yet
         for key in ("crop", "condition", "advice", "short_advice"):
-            assert str(entry.get(key, "")).strip(), (slug, key)
+            if table[slug]["en"].get(key):  # no leaf and other plants have no crop, in any language
+                assert str(entry.get(key, "")).strip(), (slug, key)
     for verdict in ("retake", "unknown"):
         for code in (*reasons.reason_codes(verdict), reasons.FALLBACK):
             ours = reasons._table()[language][verdict][code]
