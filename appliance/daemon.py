@@ -61,9 +61,15 @@ class State(StrEnum):
 @dataclass(frozen=True)
 class Fault:
     kind: str  # camera | model | storage | other
-    title: str
+    title: str  # in the display's language
     detail: str
     todo: str
+    key: str = ""  # messages.toml's fault.<key>_title: the title the service manager and Ansible read
+
+    @property
+    def status_title(self) -> str:
+        """The title in English whatever the screens say: systemd's status line is read by machines."""
+        return say(f"fault.{self.key}_title") if self.key else self.title
 
     @property
     def led(self) -> LedPattern:
@@ -249,22 +255,15 @@ class Appliance:
             self._camera_fault(exc)
             return
         except ConfigError as exc:  # e.g. diagnosis.crops names a crop the installed model does not know
-            self._enter_fault(Fault("other", self._say("fault.config_title"), str(exc), self._say("fault.config_todo")))
+            self._enter_fault(self._fault("other", "config", str(exc)))
             return
         except ApplianceError as exc:
             kind = "model" if self.diagnoser is None else "storage"
-            self._enter_fault(Fault(kind, self._say(f"fault.{kind}_title"), str(exc), self._say(f"fault.{kind}_todo")))
+            self._enter_fault(self._fault(kind, kind, str(exc)))
             return
         except Exception as exc:  # an unexpected error must show, not kill the appliance
             log.exception("start-up failed")
-            self._enter_fault(
-                Fault(
-                    "other",
-                    self._say("fault.unexpected_title"),
-                    str(exc) or type(exc).__name__,
-                    self._say("fault.unexpected_todo"),
-                )
-            )
+            self._enter_fault(self._fault("other", "unexpected", str(exc) or type(exc).__name__))
             return
         if self.fault is not None:
             log.info("recovered from %s fault", self.fault.kind)
@@ -284,14 +283,18 @@ class Appliance:
 
     def _camera_fault(self, exc: CameraError) -> None:
         self.camera_up = False
-        self._enter_fault(Fault("camera", self._say("fault.camera_title"), str(exc), self._say("fault.camera_todo")))
+        self._enter_fault(self._fault("camera", "camera", str(exc)))
+
+    def _fault(self, kind: str, key: str, detail: str) -> Fault:
+        """A fault with messages.toml's fault.<key>_title and fault.<key>_todo in the display's language."""
+        return Fault(kind, self._say(f"fault.{key}_title"), detail, self._say(f"fault.{key}_todo"), key)
 
     def _enter_fault(self, fault: Fault) -> None:
         if self.fault != fault:
             log.error("%s fault: %s", fault.kind, fault.detail)
         self.fault = fault
         self._set_state(State.FAULT)
-        self.notifier.status(f"fault: {fault.title}: {fault.detail}")
+        self.notifier.status(f"fault: {fault.status_title}: {fault.detail}")
         self.leds.show(fault.led)
         self._show(screens.FaultScreen(title=fault.title, problem=fault.detail, action=fault.todo, code=fault.code))
 
@@ -349,7 +352,7 @@ class Appliance:
             if self.state is State.FAULT:
                 self._bring_up()  # a press during a fault is a request to try again now
             if self.state is State.FAULT:
-                cycle.error = f"{self.fault.title}: {self.fault.detail}" if self.fault else "fault"
+                cycle.error = f"{self.fault.status_title}: {self.fault.detail}" if self.fault else "fault"
             elif self.store is None or self.diagnoser is None:  # not reached: no fault means both are up
                 cycle.error = "not ready"
             elif press is Press.LONG:
@@ -407,14 +410,7 @@ class Appliance:
         t0 = time.perf_counter()
         if storage_status(store.free_bytes(), self.storage).level is StorageLevel.REFUSE:
             cycle.error = "storage full"
-            self._enter_fault(
-                Fault(
-                    "storage",
-                    self._say("fault.full_title"),
-                    self._say("fault.full_problem"),
-                    self._say("fault.full_todo"),
-                )
-            )
+            self._enter_fault(self._fault("storage", "full", self._say("fault.full_problem")))
             return
         self._set_state(State.CAPTURING)
         self.leds.show(LedPattern.BUSY)
@@ -444,14 +440,7 @@ class Appliance:
         except Exception as exc:  # disk full, I/O error: nothing shown as saved that is not
             log.exception("could not save the diagnosis")
             cycle.error = str(exc)
-            self._enter_fault(
-                Fault(
-                    "storage",
-                    self._say("fault.save_title"),
-                    str(exc) or type(exc).__name__,
-                    self._say("fault.save_todo"),
-                )
-            )
+            self._enter_fault(self._fault("storage", "save", str(exc) or type(exc).__name__))
             return
         t_render = time.perf_counter()
         render_ms = self._show_result(diagnosis, preview)

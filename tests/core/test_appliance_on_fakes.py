@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from appliance import screens
 from appliance.daemon import State
 from appliance.ports import LedPattern, Press
 from appliance.result import RetakeReason, UnknownReason, Verdict
@@ -168,3 +169,14 @@ def test_a_press_queued_but_not_yet_started_makes_the_next_one_busy(rig: Rig) ->
     app = rig.app  # not started: nothing takes the queued press
     assert app.on_press(Press.SHORT) is True
     assert app.on_press(Press.SHORT) is False and app.ignored_presses == 1
+
+
+def test_a_fault_on_a_french_appliance_is_french_on_screen_and_english_for_the_service_manager(rig: Rig) -> None:
+    """Ansible's verify waits for READY unless systemd's status names a fault that cannot clear (in English)."""
+    rig.app.language = "fr"
+    rig.model_error.append("leafnet-int8.onnx: checksum mismatch")
+    rig.start().wait_for(State.FAULT)
+    shown = rig.app.screens_shown[-1]
+    assert isinstance(shown, screens.FaultScreen) and shown.title == "Problème de modèle"
+    assert "STATUS=fault: Model problem: leafnet-int8.onnx: checksum mismatch" in rig.notifier.events
+    assert rig.press().error.startswith("Model problem: ")
