@@ -64,12 +64,12 @@ class Fault:
     title: str  # in the display's language
     detail: str
     todo: str
-    key: str = ""  # messages.toml's fault.<key>_title: the title the service manager and Ansible read
+    key: str  # messages.toml's fault.<key>_title: the title the service manager and Ansible read
 
     @property
     def status_title(self) -> str:
         """The title in English whatever the screens say: systemd's status line is read by machines."""
-        return say(f"fault.{self.key}_title") if self.key else self.title
+        return say(f"fault.{self.key}_title")
 
     @property
     def led(self) -> LedPattern:

@@ -85,10 +85,6 @@ class ExportReport:
     def safe_to_remove(self) -> bool:
         return self.ejected or self.flushed_folder
 
-    @property
-    def title(self) -> str:
-        return "Export done" if self.rows else "Nothing new to export"
-
     def summary(self) -> str:
         """A few lines for the terminal and the display."""
         if self.rows:
