@@ -433,9 +433,9 @@ class Exporter:
                     raise _mismatch(name)
                 if folder is photos:
                     ticker.record_done()
-                else:
-                    ticker.all_records_done()
                 ticker.file_done(name)
+        ticker.all_records_done()  # records without a photo are checked with the tables
+        ticker.emit()
 
     def _check_same_stick(self, final_path: Path, identity: tuple[int, int]) -> None:
         """The path must still lead to the folder we wrote: not so after a pull and re-insert."""
