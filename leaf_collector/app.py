@@ -24,6 +24,7 @@ from urllib.parse import parse_qs
 
 from leaf_collector.db import CollectorDB, DatabaseUnavailable, ForeignIds
 from leaf_collector.page import csv_stream, render_page
+from leaf_collector.photostore import PhotoStore
 from leaf_collector.ratelimit import RateLimiter
 from leaf_collector.records import BadBatch, parse_batch
 from leaf_wire import protocol
@@ -53,6 +54,7 @@ class Limits:
     burst: int = 30
     page_days: int = 30
     page_latest: int = 50
+    photo_quota_mb: int = 2048  # a device's full photos at base, unless `leaf-collector device quota` says otherwise
 
 
 class _Reply(Exception):
@@ -66,9 +68,10 @@ class _Reply(Exception):
 
 
 class CollectorApp:
-    def __init__(self, db: CollectorDB, limits: Limits | None = None) -> None:
+    def __init__(self, db: CollectorDB, limits: Limits | None = None, *, photos: PhotoStore) -> None:
         self.db = db
         self.limits = limits or Limits()
+        self.photos = photos
         self.rate = RateLimiter(self.limits.rate_per_minute, self.limits.burst)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:

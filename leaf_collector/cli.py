@@ -11,6 +11,7 @@ import argparse
 import logging
 import os
 import sys
+from pathlib import Path
 
 from leaf_collector import __version__
 from leaf_collector.errors import CollectorFailure
@@ -39,7 +40,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         rate_per_minute=args.rate_per_minute,
         burst=args.burst,
     )
-    serve(ServeOptions(dsn=_dsn(args), host=host, port=port, threads=args.threads, limits=limits))
+    serve(
+        ServeOptions(
+            dsn=_dsn(args), host=host, port=port, threads=args.threads, limits=limits, photo_dir=args.photo_dir
+        )
+    )
     return 0
 
 
@@ -128,6 +133,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--rate-per-minute", type=float, default=120.0, help="requests a minute per device (120)")
     serve.add_argument("--burst", type=int, default=30, help="requests a device may send at once (30)")
+    serve.add_argument(
+        "--photo-dir",
+        type=Path,
+        default=Path("/var/lib/leaf-collector/photos"),
+        help="where full field photos are kept, by checksum (default /var/lib/leaf-collector/photos)",
+    )
     serve.set_defaults(func=cmd_serve)
 
     migrate = with_dsn(sub.add_parser("migrate", help="create or update the database schema"))

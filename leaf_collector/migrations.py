@@ -94,10 +94,55 @@ ALTER TABLE diagnoses ALTER COLUMN sort_at SET DEFAULT now();  -- a row inserted
 CREATE INDEX diagnoses_sort_at ON diagnoses (sort_at DESC);
 """
 
+# Issue 13, the fleet teaches the model. Full photos are stored once by checksum, their bytes in a
+# PhotoStore (leaf_collector/photostore.py: a folder by default); a diagnosis names its photo by
+# diagnoses.photo_sha256, so two records of the same bytes share one row. The device that sent a
+# photo first is charged for it against its quota (NULL: the collector's --photo-quota-mb).
+# Accounts label photos at base: passwords as self-describing scrypt strings, sessions by the
+# sha256 of the cookie (the cookie itself is never stored), one label per photo and person, so
+# two people can disagree. A label is a model class slug or one of three marks.
+_V4 = """
+CREATE TABLE field_photos (
+    sha256 text PRIMARY KEY CHECK (sha256 ~ '^[0-9a-f]{64}$'),
+    bytes bigint NOT NULL CHECK (bytes > 0),
+    device_id text NOT NULL REFERENCES devices (device_id),
+    received_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX field_photos_device ON field_photos (device_id);
+CREATE INDEX diagnoses_photo_sha256 ON diagnoses (photo_sha256) WHERE photo_sha256 <> '';
+ALTER TABLE devices ADD COLUMN photo_quota_mb integer CHECK (photo_quota_mb IS NULL OR photo_quota_mb >= 0);
+
+CREATE TABLE accounts (
+    username text PRIMARY KEY CHECK (username ~ '^[a-z0-9._-]{1,64}$'),
+    password_hash text NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    disabled_at timestamptz
+);
+
+CREATE TABLE sessions (
+    token_sha256 text PRIMARY KEY CHECK (token_sha256 ~ '^[0-9a-f]{64}$'),
+    username text NOT NULL REFERENCES accounts (username) ON DELETE CASCADE,
+    csrf_token text NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    expires_at timestamptz NOT NULL
+);
+CREATE INDEX sessions_expires_at ON sessions (expires_at);
+
+CREATE TABLE labels (
+    photo_sha256 text NOT NULL REFERENCES field_photos (sha256),
+    username text NOT NULL REFERENCES accounts (username),
+    label text NOT NULL CHECK (label ~ '^([a-z0-9_]+__[a-z0-9_]+|not_a_leaf|other_plant|unusable)$'),
+    labelled_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (photo_sha256, username)
+);
+CREATE INDEX labels_photo ON labels (photo_sha256);
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "devices, diagnoses and photos", _V1),
     Migration(2, "verdict 'unknown' and the crops a diagnosis chose among", _V2),
     Migration(3, "records whose device clock cannot be right: flagged, sorted by arrival", _V3),
+    Migration(4, "field photos by checksum, per-device photo quota, accounts, sessions and labels", _V4),
 )
 
 _LEDGER = """

@@ -19,12 +19,14 @@ import resource
 import signal
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from leaf_collector.app import CollectorApp, Limits
 from leaf_collector.db import CollectorDB, migrate, open_pool
 from leaf_collector.deadline import RequestDeadline
 from leaf_collector.errors import CollectorFailure
+from leaf_collector.photostore import DiskPhotoStore
 
 log = logging.getLogger("leaf_collector")
 
@@ -36,6 +38,7 @@ class ServeOptions:
     port: int = 8080
     threads: int = 8
     limits: Limits = field(default_factory=Limits)
+    photo_dir: Path = Path("/var/lib/leaf-collector/photos")  # full field photos, by checksum
     connection_limit: int = 1000  # waitress's default of 100 is what slow clients filled
     header_timeout_s: float = 10.0  # from a request's first byte to the end of its headers
     body_timeout_s: float = 120.0  # from its first byte to the end of its body (16 MiB on a slow link)
@@ -63,7 +66,7 @@ class CollectorServer:
         if applied:
             log.info("applied database migrations %s", applied)
         self.db = CollectorDB(open_pool(options.dsn, size=options.threads))
-        self.app = CollectorApp(self.db, options.limits)
+        self.app = CollectorApp(self.db, options.limits, photos=DiskPhotoStore(options.photo_dir))
         raise_open_files_limit(options.connection_limit + options.threads + 64)
         self._server: Any = waitress.create_server(
             self.app,

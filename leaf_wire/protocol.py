@@ -21,6 +21,16 @@ API_PATH = "/api/v1/diagnoses"
 WHOAMI_PATH = "/api/v1/whoami"
 HEALTH_PATH = "/healthz"
 
+# Full photos travel on their own, after their record, one per request: PUT PHOTOS_PATH + sha256
+# (lower-case hex) with the JPEG as the body (Content-Type: image/jpeg) and the device's token.
+# 201 {"status": "stored"} or 200 {"status": "duplicate"} (base has these bytes already, from any
+# device): either way the device marks the photo sent, so an upload cut off anywhere is simply
+# sent again. 404: no record of this device names that photo (send the record first). 400: the
+# body is not a JPEG or its sha256 is not the one in the path. 413: larger than the collector
+# takes. 507 Insufficient Storage: the device's photo quota at base is full (try again another
+# day; body {"error", "quota_bytes", "used_bytes"}). HEAD on the same path: 200 when base has it.
+PHOTOS_PATH = "/api/v1/photos/"
+
 MAX_RECORDS_PER_BATCH = 1000
 THUMBNAIL_MAX_BYTES = 256 * 1024
 DEFAULT_MAX_REQUEST_BYTES = 16 * 1024 * 1024

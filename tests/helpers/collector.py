@@ -113,12 +113,24 @@ def device_config(data_dir: Path, url: str, token_file: Path, device_id: str, **
     )
 
 
-def in_process_collector(dsn: str, *, header_timeout_s: float = 10.0, **limits: object):
-    """A real collector (waitress + pool) on a free loopback port, served from a thread; close() it."""
+def in_process_collector(dsn: str, *, header_timeout_s: float = 10.0, photo_dir: Path | None = None, **limits: object):
+    """A real collector (waitress + pool) on a free loopback port, served from a thread; close() it.
+
+    Full photos go to `photo_dir`, by default a fresh temporary folder (`server.options.photo_dir`).
+    """
+    import tempfile
+
     from leaf_collector.app import Limits
     from leaf_collector.server import CollectorServer, ServeOptions
 
-    options = ServeOptions(dsn=dsn, port=0, threads=4, limits=Limits(**limits), header_timeout_s=header_timeout_s)  # type: ignore[arg-type]
+    options = ServeOptions(
+        dsn=dsn,
+        port=0,
+        threads=4,
+        limits=Limits(**limits),  # type: ignore[arg-type]
+        header_timeout_s=header_timeout_s,
+        photo_dir=photo_dir or Path(tempfile.mkdtemp(prefix="leaf-collector-photos-")),
+    )
     server = CollectorServer(options)
     server.start_in_thread()
     return server

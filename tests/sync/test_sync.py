@@ -193,7 +193,9 @@ def tls_collector(dsn: str, tmp_path: Path):
          "-addext", "subjectAltName=IP:127.0.0.1"],
         check=True, capture_output=True,
     )  # fmt: skip
-    app = CollectorApp(CollectorDB(open_pool(dsn, 2)))
+    from leaf_collector.photostore import DiskPhotoStore
+
+    app = CollectorApp(CollectorDB(open_pool(dsn, 2)), photos=DiskPhotoStore(tmp_path / "photos"))
 
     class Quiet(wsgiref.simple_server.WSGIRequestHandler):
         def log_message(self, *args: object) -> None:
