@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs
 
+from leaf_collector import labelling, labelweb
 from leaf_collector.db import CollectorDB, DatabaseUnavailable, ForeignIds
 from leaf_collector.page import csv_stream, render_page
 from leaf_collector.photostore import PhotoStore
@@ -73,6 +74,7 @@ class CollectorApp:
         self.limits = limits or Limits()
         self.photos = photos
         self.rate = RateLimiter(self.limits.rate_per_minute, self.limits.burst)
+        self.labelling = labelweb.LabelWeb(db, photos)  # sign-in and the labelling pages
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         started = time.perf_counter()
@@ -81,6 +83,8 @@ class CollectorApp:
         try:
             if path.startswith("/api/"):
                 return self._api(environ, start_response, method, path, started)
+            if labelweb.handles(path):
+                return self.labelling(environ, start_response, method, path)
             return self._page(environ, start_response, method, path)
         except Exception:
             log.exception("unexpected error on %s %s", method, path)
@@ -213,7 +217,7 @@ class CollectorApp:
                 return self._csv(start_response)
             match = _PHOTO.fullmatch(path)
             if match:
-                return self._photo(start_response, match.group(1), match.group(2))
+                return self._photo(environ, start_response, match.group(1), match.group(2))
         except DatabaseUnavailable as exc:
             log.error("database unavailable: %s", exc)
             return _text(start_response, "503 Service Unavailable", "The database is unavailable; try again shortly.\n")
@@ -245,11 +249,17 @@ class CollectorApp:
         )
         return csv_stream(_chain(first, rows))
 
-    def _photo(self, start_response: StartResponse, raw_id: str, kind: str) -> Iterable[bytes]:
+    def _photo(self, environ: dict[str, Any], start_response: StartResponse, raw_id: str, kind: str) -> Iterable[bytes]:
         try:
             diagnosis_id = uuid.UUID(raw_id)
         except ValueError:
             return _text(start_response, "404 Not Found", "Not found.\n")
+        if kind != "thumbnail":  # thumbnails stay public (the overview); a full photo is the labelling's rule
+            refused = self.labelling.photo_refusal(
+                environ, lambda device: self.db.call(labelling.device_may_see_diagnosis_photo, device, diagnosis_id)
+            )
+            if refused:
+                return _text(start_response, *refused)
         data = self.db.photo(diagnosis_id, "thumbnail" if kind == "thumbnail" else "full")
         if data is None:
             return _text(start_response, "404 Not Found", "No such photo.\n")

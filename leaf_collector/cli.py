@@ -42,7 +42,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     )
     serve(
         ServeOptions(
-            dsn=_dsn(args), host=host, port=port, threads=args.threads, limits=limits, photo_dir=args.photo_dir
+            dsn=_dsn(args),
+            host=host,
+            port=port,
+            threads=args.threads,
+            limits=limits,
+            photo_dir=args.photo_dir,
+            trusted_proxy=args.trusted_proxy,
         )
     )
     return 0
@@ -113,6 +119,62 @@ def cmd_nginx_config(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---- accounts of the people who label (issue 13) --------------------------------------------
+
+
+def _new_password(args: argparse.Namespace) -> str:
+    """From stdin (scripts, tests: one line) or asked twice at the terminal, never from the command line."""
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    import getpass
+
+    first = getpass.getpass(f"password for {args.username}: ")
+    if getpass.getpass("the same again: ") != first:
+        raise CollectorFailure("the two passwords differ; no account was made")
+    return first
+
+
+def cmd_account(args: argparse.Namespace) -> int:
+    from leaf_collector import accounts
+    from leaf_collector.db import connect, migrate
+
+    dsn = _dsn(args)
+    migrate(dsn)
+    with connect(dsn) as conn:
+        if args.account_command == "add":
+            accounts.create(conn, args.username, _new_password(args))
+            print(f"account {args.username} made; it signs in at /login on the collector's page")
+            return 0
+        if args.account_command == "disable":
+            if accounts.disable(conn, args.username):
+                print(f"disabled {args.username}: its sessions ended, it can no longer sign in")
+                return 0
+            print(f"{args.username} is not an enabled account (unknown, or already disabled)", file=sys.stderr)
+            return 1
+        rows = accounts.list_accounts(conn)
+        if not rows:
+            print("no accounts yet: leaf-collector account add NAME")
+            return 0
+        width = max(len("ACCOUNT"), *(len(r.username) for r in rows))
+        print(f"{'ACCOUNT':<{width}}  {'STATE':<8}  {'CREATED (UTC)':<16}  LABELS")
+        for r in rows:
+            state = "disabled" if r.disabled_at else "enabled"
+            print(f"{r.username:<{width}}  {state:<8}  {r.created_at:%Y-%m-%d %H:%M}  {r.labels}")
+        return 0
+
+
+def add_account_commands(sub, with_dsn) -> None:  # type: ignore[no-untyped-def]
+    account = sub.add_parser("account", help="add, disable and list the accounts that label field photos")
+    account_sub = account.add_subparsers(dest="account_command", required=True, metavar="ACTION")
+    add = with_dsn(account_sub.add_parser("add", help="make an account (the password is asked twice)"))
+    add.add_argument("username", help="1-64 characters of a-z 0-9 . _ -")
+    add.add_argument("--password-stdin", action="store_true", help="read the password as one line from stdin")
+    disable = with_dsn(account_sub.add_parser("disable", help="stop an account signing in; ends its sessions"))
+    disable.add_argument("username")
+    with_dsn(account_sub.add_parser("list", help="accounts, their state and how many labels each gave"))
+    account.set_defaults(func=cmd_account)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="leaf-collector", description="Fleet collector for leaf appliances.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -139,6 +201,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=Path("/var/lib/leaf-collector/photos"),
         help="where full field photos are kept, by checksum (default /var/lib/leaf-collector/photos)",
     )
+    serve.add_argument(
+        "--trusted-proxy",
+        metavar="ADDRESS",
+        help="the address nginx connects from (e.g. 127.0.0.1): believe its X-Forwarded-For/-Proto "
+        "(client address for sign-in limits, https for Secure cookies); default: believe no one",
+    )
     serve.set_defaults(func=cmd_serve)
 
     migrate = with_dsn(sub.add_parser("migrate", help="create or update the database schema"))
@@ -164,6 +232,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     nginx.add_argument("--standalone", metavar="PREFIX", help="a whole nginx.conf keeping pid, logs, temp under PREFIX")
     nginx.set_defaults(func=cmd_nginx_config)
+
+    add_account_commands(sub, with_dsn)
 
     sub.add_parser("loadtest", help="benchmark: many simulated devices at once (leaf-collector loadtest --help)")
     return parser

@@ -8,9 +8,9 @@ first request is still running) wait on each other's rows instead of duplicating
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from leaf_collector import migrations, tokens
 from leaf_collector.errors import CollectorFailure
@@ -20,6 +20,8 @@ from leaf_wire import protocol
 if TYPE_CHECKING:
     import psycopg
     from psycopg_pool import ConnectionPool
+
+T = TypeVar("T")
 
 
 class DatabaseUnavailable(CollectorFailure):
@@ -192,6 +194,12 @@ class CollectorDB:
                 yield from cur
         except psycopg.OperationalError as exc:
             raise DatabaseUnavailable(f"PostgreSQL failed: {_first_line(exc)}") from None
+
+    # ---- accounts and labels (their SQL lives in accounts.py and labelling.py) -------------
+
+    def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run `fn(conn, *args)` on a pooled connection, for modules that own their SQL."""
+        return self._run(fn, *args)
 
 
 CSV_COLUMNS = (

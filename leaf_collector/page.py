@@ -158,7 +158,7 @@ def render_page(overview: dict[str, Any], latest: list[dict[str, Any]], *, days:
 <body>
 <h1>Leaf diagnoses – fleet</h1>
 <p class="muted">Read-only. Generated {escape(iso(now))}. <a class="button" id="csv" href="diagnoses.csv"
-download>Download CSV (all records)</a></p>
+download>Download CSV (all records)</a> <a id="label-link" href="label">Label field photos (sign in)</a></p>
 {totals}
 <div class="grid"><section><h2>By crop</h2>{by_crop}</section>
 <section><h2>By crop and condition</h2>{by_condition}</section></div>

@@ -43,6 +43,7 @@ class ServeOptions:
     header_timeout_s: float = 10.0  # from a request's first byte to the end of its headers
     body_timeout_s: float = 120.0  # from its first byte to the end of its body (16 MiB on a slow link)
     idle_timeout_s: int = 60  # a keep-alive connection with no request begun
+    trusted_proxy: str | None = None  # nginx's address: only its X-Forwarded-For/-Proto are believed
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -80,6 +81,7 @@ class CollectorServer:
             channel_timeout=options.idle_timeout_s,
             connection_limit=options.connection_limit,
             asyncore_use_poll=True,
+            **_proxy_settings(options.trusted_proxy),
         )
         self.deadline = RequestDeadline(options.header_timeout_s, options.body_timeout_s)
         self.deadline.install(self._server)
@@ -116,6 +118,18 @@ class CollectorServer:
         self._server.task_dispatcher.shutdown(timeout=5)  # lets requests in progress finish
         wasyncore.close_all(self._server._map)  # listener, trigger and idle connections: run() returns
         self.db.close()
+
+
+def _proxy_settings(trusted_proxy: str | None) -> dict[str, Any]:
+    """Behind nginx, waitress takes the client's address and scheme from nginx's headers (sign-in rate
+    limits per address, Secure cookies over https); from anyone else those headers are dropped."""
+    if not trusted_proxy:
+        return {}
+    return {
+        "trusted_proxy": trusted_proxy,
+        "trusted_proxy_count": 1,
+        "trusted_proxy_headers": {"x-forwarded-for", "x-forwarded-proto"},
+    }
 
 
 def raise_open_files_limit(wanted: int) -> None:
