@@ -96,11 +96,12 @@ def test_photos_are_stored_and_a_full_photo_must_match_its_sha256(collector, dsn
     assert db_counts(dsn)["rows"] == 0  # all or nothing
 
     assert push(collector, token, [good])[0] == 200
-    status, headers, body = call(f"{collector.url}/photos/{good['id']}/photo.jpg")
+    assert call(f"{collector.url}/photos/{good['id']}/photo.jpg")[0] == 401  # full photos: a session or its device
+    status, headers, body = call(f"{collector.url}/photos/{good['id']}/photo.jpg", token=token)
     assert (status, headers["Content-Type"], body) == (200, "image/jpeg", photo)
     status, _, body = call(f"{collector.url}/photos/{good['id']}/thumbnail.jpg")
     assert (status, body) == (200, PHOTOS[1])
-    assert call(f"{collector.url}/photos/{uuid.uuid4()}/photo.jpg")[0] == 404
+    assert call(f"{collector.url}/photos/{uuid.uuid4()}/photo.jpg", token=token)[0] == 403  # not its record
 
 
 # ---------------------------------------------------------------- who may send
