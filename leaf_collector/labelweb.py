@@ -44,7 +44,9 @@ PAGE_HEADERS: Headers = [
         "form-action 'self'; base-uri 'none'",
     ),
     ("X-Content-Type-Options", "nosniff"),
-    ("Referrer-Policy", "no-referrer"),
+    # not no-referrer (the overview's): under it a browser sends "Origin: null" with the form's POST,
+    # which cannot be told from a sandboxed attacker; same-origin keeps the real Origin for our forms
+    ("Referrer-Policy", "same-origin"),
     ("Cache-Control", "no-store"),
 ]
 _LABEL_PHOTO = re.compile(r"/label/photos/([0-9a-f]{64})\.jpg")

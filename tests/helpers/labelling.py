@@ -25,6 +25,8 @@ def add_field_photo(server, dsn: str, token: str, device_id: str, n: int, **chan
     from leaf_collector.db import connect
 
     sha, data = field_photo(n)
+    if changes.get("top1_slug") and "topk" not in changes:  # the device's first choice heads its top-k
+        changes["topk"] = [{"slug": changes["top1_slug"], "probability": changes.get("top1_probability", 0.91)}]
     row = record(device_id, n, photo_sha256=sha, photo_bytes=len(data), **changes)
     status, _, body = call(server.url + protocol.API_PATH, json.dumps(protocol.batch([row])).encode(), token)
     assert status == 200, body
