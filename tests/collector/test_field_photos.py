@@ -346,11 +346,11 @@ def test_a_damaged_file_is_reported_not_served(collector, dsn: str) -> None:
     sent = record("pi-01", photo_sha256=sha(photo), photo_bytes=len(photo))
     assert push(collector, token, [sent]) == 200
     assert send(collector, token, sha(photo), photo)[0] == 201
-    status, _, body = call(f"{collector.url}/photos/{sent['id']}/photo.jpg")
+    status, _, body = call(f"{collector.url}/photos/{sent['id']}/photo.jpg", token=token)
     assert (status, body) == (200, photo)
     target = collector.app.photos.path(sha(photo))
     target.write_bytes(photo[:-10] + b"\0" * 10)  # bit rot
-    status, _, body = call(f"{collector.url}/photos/{sent['id']}/photo.jpg")
+    status, _, body = call(f"{collector.url}/photos/{sent['id']}/photo.jpg", token=token)
     assert status == 500
     assert b"damaged" in body
     assert photo[:100] not in body
@@ -386,7 +386,7 @@ def test_an_inline_full_photo_lands_in_the_photo_store_and_the_thumbnail_stays_i
         "full_photos": 1,
     }
     for rid in (sent["id"], twin["id"]):
-        assert call(f"{collector.url}/photos/{rid}/photo.jpg")[2] == photo
+        assert call(f"{collector.url}/photos/{rid}/photo.jpg", token=token)[2] == photo
     assert call(f"{collector.url}/photos/{sent['id']}/thumbnail.jpg")[2] == thumbnail
     assert send(collector, token, sha(photo), photo)[:3:2] == (200, {"status": "duplicate"})
     csv_text = call(f"{collector.url}/diagnoses.csv")[2].decode()
@@ -414,7 +414,7 @@ def test_inline_full_photos_beyond_the_quota_are_dropped_but_their_records_are_k
             "full_photos": 0,
         }
         assert files(server.app.photos.root) == []
-        assert call(f"{server.url}/photos/{sent['id']}/photo.jpg")[0] == 404
+        assert call(f"{server.url}/photos/{sent['id']}/photo.jpg", token=token)[0] == 404
     finally:
         server.close()
 
