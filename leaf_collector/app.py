@@ -5,6 +5,11 @@ size (413 + the limit, before the body is read), JSON and records (400 naming ea
 record), then one transaction. Every API reply carries `Server-Timing: app;dur=<ms>`, the
 collector's own time, which the load test reports.
 
+A full photo (PUT protocol.PHOTOS_PATH + sha256): token (401), budget (429), the name (404),
+size (411/413, before the body is read), JPEG (400), sha256 of the body (400), then one of this
+device's records must name it (404), base may have it already (200 duplicate, from any device),
+the device's quota (507), and only then is the file written and its row committed (201).
+
 AUTH_PATH answers from the headers alone (204 or 401, no request budget taken): nginx's
 auth_request asks it before reading a request's body, so a stranger's 16 MiB is never read.
 """
@@ -23,8 +28,9 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from leaf_collector.db import CollectorDB, DatabaseUnavailable, ForeignIds
+from leaf_collector.fieldphotos import NOT_WANTED, OVER_QUOTA
 from leaf_collector.page import csv_stream, render_page
-from leaf_collector.photostore import PhotoStore
+from leaf_collector.photostore import PhotoStore, PhotoStoreError
 from leaf_collector.ratelimit import RateLimiter
 from leaf_collector.records import BadBatch, parse_batch
 from leaf_wire import protocol
@@ -44,6 +50,9 @@ _PAGE_HEADERS: Headers = [
     ("Referrer-Policy", "no-referrer"),
 ]
 _RETRY_DB_S = 30
+_RETRY_PHOTO_STORE_S = 600  # a full disk needs a person: do not come back every few seconds
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_JPEG_MAGIC = b"\xff\xd8\xff"
 AUTH_PATH = "/api/v1/auth"  # for the reverse proxy (leaf_collector/nginx.py), not for devices
 
 
@@ -102,14 +111,20 @@ class CollectorApp:
             elif path == protocol.WHOAMI_PATH:
                 _allow(method, "GET", "HEAD")
                 device = self._authenticate(environ)
+                usage = self.db.photo_usage(device, self.limits.photo_quota_mb)
                 status, body = (
                     "200 OK",
                     {
                         "device_id": device,
                         "max_request_bytes": self.limits.max_request_bytes,
                         "max_records": protocol.MAX_RECORDS_PER_BATCH,
+                        "photo_quota_bytes": usage.quota_bytes,
+                        "photo_used_bytes": usage.used_bytes,
                     },
                 )
+            elif path.startswith(protocol.PHOTOS_PATH):
+                _allow(method, "PUT", "HEAD")
+                status, body = self._field_photo(environ, method, path[len(protocol.PHOTOS_PATH) :])
             else:
                 raise _Reply("404 Not Found", {"error": f"no API at {path}"})
             headers: Headers = []
@@ -149,7 +164,7 @@ class CollectorApp:
 
     def _receive(self, environ: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         device = self._authenticate(environ)
-        body = self._body(environ)
+        body = self._body(environ, "batch", ": send fewer records")
         try:
             records, errors = parse_batch(body, device)
         except BadBatch as exc:
@@ -166,20 +181,71 @@ class CollectorApp:
                 },
             )
         try:
-            result = self.db.store_batch(device, records)
+            result = self.db.store_batch(
+                device, records, photos=self.photos, default_quota_mb=self.limits.photo_quota_mb
+            )
         except ForeignIds as exc:
             raise _Reply(
                 "400 Bad Request",
                 {"error": f"{exc}; nothing was stored", "errors": [e.to_json() for e in exc.errors]},
             ) from None
+        except PhotoStoreError as exc:
+            raise _photo_store_failed(device, exc) from None
         log.info("%s: %d records, %d stored, %d duplicates", device, len(records), result.stored, result.duplicates)
+        if result.photos_over_quota:
+            log.warning("%s: %d full photos of the batch not kept (photo quota full)", device, result.photos_over_quota)
         return "200 OK", {
             "results": [{"id": rid, "status": status} for rid, status in result.statuses],
             "stored": result.stored,
             "duplicates": result.duplicates,
         }
 
-    def _body(self, environ: dict[str, Any]) -> bytes:
+    def _field_photo(self, environ: dict[str, Any], method: str, name: str) -> tuple[str, dict[str, Any]]:
+        """PUT or HEAD one full photo by its sha256 (the contract: leaf_wire/protocol.py, PHOTOS_PATH)."""
+        device = self._authenticate(environ)
+        if not _SHA256.fullmatch(name):
+            raise _Reply("404 Not Found", {"error": "a photo is named by its sha256: 64 lower-case hex digits"})
+        if method == "HEAD":
+            if self.db.has_field_photo(device, name) and self.photos.has(name):
+                return "200 OK", {"photo_sha256": name}
+            raise _Reply("404 Not Found", {"error": "base has no such photo of this device", "photo_sha256": name})
+        data = self._body(environ, "photo", "")
+        if not data.startswith(_JPEG_MAGIC):
+            raise _Reply("400 Bad Request", {"error": "the body is not a JPEG (it must start with FF D8 FF)"})
+        actual = protocol.sha256_hex(data)
+        if actual != name:
+            raise _Reply(
+                "400 Bad Request",
+                {
+                    "error": f"the body's sha256 is {actual}, not the one in the path "
+                    f"(damaged in transit or on the device)"
+                },
+            )
+        try:
+            receipt = self.db.receive_field_photo(self.photos, device, name, data, self.limits.photo_quota_mb)
+        except PhotoStoreError as exc:
+            raise _photo_store_failed(device, exc) from None
+        if receipt.status == NOT_WANTED:
+            raise _Reply(
+                "404 Not Found",
+                {"error": "no record of this device names this photo: send the record first", "photo_sha256": name},
+            )
+        if receipt.status == OVER_QUOTA:
+            raise _Reply(
+                "507 Insufficient Storage",
+                {
+                    "error": f"this device's photo quota at base is full: {receipt.used_bytes} of "
+                    f"{receipt.quota_bytes} bytes used, this photo is {len(data)}; try again another day",
+                    "quota_bytes": receipt.quota_bytes,
+                    "used_bytes": receipt.used_bytes,
+                },
+            )
+        if receipt.status == protocol.STORED:
+            log.info("%s: full photo %s… stored (%d bytes)", device, name[:12], len(data))
+            return "201 Created", {"status": protocol.STORED}
+        return "200 OK", {"status": protocol.DUPLICATE}
+
+    def _body(self, environ: dict[str, Any], what: str, advice: str) -> bytes:
         limit = self.limits.max_request_bytes
         raw_length = environ.get("CONTENT_LENGTH") or ""
         if not raw_length.isdigit():
@@ -189,7 +255,7 @@ class CollectorApp:
             raise _Reply(
                 "413 Content Too Large",
                 {
-                    "error": f"the batch is {length} bytes; at most {limit} are taken: send fewer records",
+                    "error": f"the {what} is {length} bytes; at most {limit} are taken{advice}",
                     "max_bytes": limit,
                 },
             )
@@ -250,7 +316,15 @@ class CollectorApp:
             diagnosis_id = uuid.UUID(raw_id)
         except ValueError:
             return _text(start_response, "404 Not Found", "Not found.\n")
-        data = self.db.photo(diagnosis_id, "thumbnail" if kind == "thumbnail" else "full")
+        try:
+            data = self.db.photo(diagnosis_id, "thumbnail" if kind == "thumbnail" else "full", self.photos)
+        except PhotoStoreError as exc:
+            log.error("photo of diagnosis %s not served: %s", diagnosis_id, exc)
+            return _text(
+                start_response,
+                "500 Internal Server Error",
+                "This photo is damaged or unreadable at base; see the collector's log.\n",
+            )
         if data is None:
             return _text(start_response, "404 Not Found", "No such photo.\n")
         start_response(
@@ -263,6 +337,19 @@ class CollectorApp:
             ],
         )
         return [data]
+
+
+def _photo_store_failed(device: str, exc: PhotoStoreError) -> _Reply:
+    """The store's own words go to the log (they name base's folders); the device hears what to do."""
+    log.error("%s: the photo store failed: %s", device, exc)
+    return _Reply(
+        "503 Service Unavailable",
+        {
+            "error": "base cannot keep photos right now (its photo store is full or failing); "
+            "nothing was stored: send again later"
+        },
+        [("Retry-After", str(_RETRY_PHOTO_STORE_S))],
+    )
 
 
 def _chain(first: tuple[Any, ...] | None, rest: Iterable[tuple[Any, ...]]) -> Iterable[tuple[Any, ...]]:

@@ -18,6 +18,7 @@ from leaf_collector.errors import CollectorFailure
 from leaf_wire import protocol
 
 DSN_ENV = "LEAF_COLLECTOR_DSN"
+_DEFAULT_QUOTA_MB = 2048  # app.Limits.photo_quota_mb (not imported here: `--help` stays light)
 
 
 def _dsn(args: argparse.Namespace) -> str:
@@ -35,10 +36,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from leaf_collector.server import ServeOptions, parse_listen, serve
 
     host, port = parse_listen(args.listen)
+    if args.photo_quota_mb < 0:
+        raise CollectorFailure(f"--photo-quota-mb must be 0 or more, got {args.photo_quota_mb}")
     limits = Limits(
         max_request_bytes=int(args.max_request_mb * 1024 * 1024),
         rate_per_minute=args.rate_per_minute,
         burst=args.burst,
+        photo_quota_mb=args.photo_quota_mb,
     )
     serve(
         ServeOptions(
@@ -113,6 +117,57 @@ def cmd_nginx_config(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---- devices' photo quotas (issue 13) -----------------------------------------------------
+
+
+def cmd_device(args: argparse.Namespace) -> int:
+    """`device quota DEVICE_ID [MB | --default]`: show or set how much full-photo storage a device may use."""
+    from leaf_collector import fieldphotos
+    from leaf_collector.db import connect, migrate
+
+    if args.mb is not None and args.default:
+        raise CollectorFailure("give a quota in MB or --default, not both")
+    if args.mb is not None and args.mb < 0:
+        raise CollectorFailure(f"a photo quota is a whole number of MB, 0 or more (got {args.mb})")
+    dsn = _dsn(args)
+    migrate(dsn)
+    with connect(dsn) as conn:
+        if args.mb is not None or args.default:
+            if not fieldphotos.set_quota(conn, args.device_id, None if args.default else args.mb):
+                print(f"no device {args.device_id!r} at this collector (leaf-collector token list)", file=sys.stderr)
+                return 1
+        elif not conn.execute("SELECT 1 FROM devices WHERE device_id = %s", (args.device_id,)).fetchone():
+            print(f"no device {args.device_id!r} at this collector (leaf-collector token list)", file=sys.stderr)
+            return 1
+        used = fieldphotos.usage(conn, args.device_id, args.collector_default_mb)
+    whose = "its own" if used.quota_mb is not None else "the collector's default, serve --photo-quota-mb"
+    print(
+        f"{args.device_id}: photo quota {used.quota_bytes // fieldphotos.MIB} MB ({whose}); "
+        f"{used.used_bytes / fieldphotos.MIB:.1f} MB used"
+    )
+    return 0
+
+
+def add_device_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    device = sub.add_parser("device", help="per-device settings at base: the full-photo quota")
+    device_sub = device.add_subparsers(dest="device_command", required=True, metavar="ACTION")
+    quota = device_sub.add_parser("quota", help="show or set a device's full-photo quota at base")
+    quota.add_argument("--dsn", help=f"PostgreSQL connection string or URI (default: ${DSN_ENV})")
+    quota.add_argument("device_id")
+    quota.add_argument("mb", type=int, nargs="?", help="the quota in MB (MiB); 0 takes no more photos")
+    quota.add_argument("--default", action="store_true", help="back to the collector's serve --photo-quota-mb")
+    quota.add_argument(
+        "--collector-default-mb",
+        type=int,
+        default=_DEFAULT_QUOTA_MB,
+        help=f"the collector's serve --photo-quota-mb, for the figure shown (default {_DEFAULT_QUOTA_MB})",
+    )
+    device.set_defaults(func=cmd_device)
+
+
+# ---- the parser ---------------------------------------------------------------------------
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="leaf-collector", description="Fleet collector for leaf appliances.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -139,6 +194,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=Path("/var/lib/leaf-collector/photos"),
         help="where full field photos are kept, by checksum (default /var/lib/leaf-collector/photos)",
     )
+    serve.add_argument(
+        "--photo-quota-mb",
+        type=int,
+        default=_DEFAULT_QUOTA_MB,
+        help=f"full photos a device may keep at base, in MB, unless `device quota` gives it its own "
+        f"({_DEFAULT_QUOTA_MB})",
+    )
     serve.set_defaults(func=cmd_serve)
 
     migrate = with_dsn(sub.add_parser("migrate", help="create or update the database schema"))
@@ -164,6 +226,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     nginx.add_argument("--standalone", metavar="PREFIX", help="a whole nginx.conf keeping pid, logs, temp under PREFIX")
     nginx.set_defaults(func=cmd_nginx_config)
+
+    add_device_commands(sub)
 
     sub.add_parser("loadtest", help="benchmark: many simulated devices at once (leaf-collector loadtest --help)")
     return parser

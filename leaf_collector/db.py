@@ -12,8 +12,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from leaf_collector import migrations, tokens
+from leaf_collector import fieldphotos, migrations, tokens
 from leaf_collector.errors import CollectorFailure
+from leaf_collector.photostore import PhotoStore
 from leaf_collector.records import RecordError, ValidRecord
 from leaf_wire import protocol
 
@@ -69,6 +70,7 @@ _COLUMNS = (*(c for c in protocol.RECORD_COLUMNS if c != "device_id"), "extra")
 @dataclass(frozen=True)
 class Stored:
     statuses: list[tuple[str, str]]  # (id, "stored" | "duplicate") in request order
+    photos_over_quota: int = 0  # full photos inside the batch not kept: the device's quota is full
 
     @property
     def stored(self) -> int:
@@ -160,9 +162,14 @@ class CollectorDB:
     def device_for_token(self, token: str) -> str | None:
         return self._run(tokens.device_for, token)
 
-    def store_batch(self, device_id: str, records: list[ValidRecord]) -> Stored:
-        """Store what is new, in one transaction; one status per record, in request order."""
-        return self._run(_store_batch, device_id, records)
+    def store_batch(
+        self, device_id: str, records: list[ValidRecord], *, photos: PhotoStore, default_quota_mb: int
+    ) -> Stored:
+        """Store what is new, in one transaction; one status per record, in request order.
+
+        Full photos inside the batch go to `photos` (and field_photos), thumbnails to the photos table.
+        """
+        return self._run(_store_batch, device_id, records, photos, default_quota_mb)
 
     # ---- the page ------------------------------------------------------------------------
 
@@ -172,14 +179,24 @@ class CollectorDB:
     def latest(self, limit: int) -> list[dict[str, Any]]:
         return self._run(_latest, limit)
 
-    def photo(self, diagnosis_id: uuid.UUID, kind: str) -> bytes | None:
-        def fetch(conn: psycopg.Connection) -> bytes | None:
+    def photo(self, diagnosis_id: uuid.UUID, kind: str, store: PhotoStore) -> bytes | None:
+        """A thumbnail from the photos table; a full photo from `store` by the diagnosis's photo_sha256.
+
+        A damaged file raises PhotoStoreError (it is reported, never served). Full photos stored in the
+        photos table by a collector before schema 4 are still read from there.
+        """
+
+        def fetch(conn: psycopg.Connection) -> tuple[str | None, bytes | None]:
+            sha256 = fieldphotos.sha256_of_diagnosis(conn, diagnosis_id) if kind == "full" else None
+            if sha256 is not None:
+                return sha256, None
             row = conn.execute(
                 "SELECT jpeg FROM photos WHERE diagnosis_id = %s AND kind = %s", (diagnosis_id, kind)
             ).fetchone()
-            return bytes(row[0]) if row else None
+            return None, bytes(row[0]) if row else None
 
-        return self._run(fetch)
+        sha256, data = self._run(fetch)
+        return store.get(sha256) if sha256 is not None else data
 
     def csv_rows(self, batch: int = 2000) -> Iterator[tuple[Any, ...]]:
         """Every diagnosis, oldest first, streamed with a server-side cursor (the table may be large)."""
@@ -192,6 +209,19 @@ class CollectorDB:
                 yield from cur
         except psycopg.OperationalError as exc:
             raise DatabaseUnavailable(f"PostgreSQL failed: {_first_line(exc)}") from None
+
+    # ---- full field photos (leaf_collector/fieldphotos.py) --------------------------------
+
+    def receive_field_photo(
+        self, store: PhotoStore, device_id: str, sha256: str, data: bytes, default_quota_mb: int
+    ) -> fieldphotos.Receipt:
+        return self._run(fieldphotos.receive, store, device_id, sha256, data, default_quota_mb)
+
+    def has_field_photo(self, device_id: str, sha256: str) -> bool:
+        return self._run(fieldphotos.has, device_id, sha256)
+
+    def photo_usage(self, device_id: str, default_quota_mb: int) -> fieldphotos.Usage:
+        return self._run(fieldphotos.usage, device_id, default_quota_mb)
 
 
 CSV_COLUMNS = (
@@ -219,18 +249,22 @@ SELECT d.id, d.created_at, d.received_at, d.device_id, d.verdict, d.reason, d.cr
        array_to_string(ARRAY(SELECT jsonb_array_elements_text(d.crops)), ', '), d.top1_slug, d.top1_probability,
        d.model_version, d.model_sha256, d.photo_sha256,
        EXISTS (SELECT 1 FROM photos p WHERE p.diagnosis_id = d.id AND p.kind = 'thumbnail'),
-       EXISTS (SELECT 1 FROM photos p WHERE p.diagnosis_id = d.id AND p.kind = 'full'), d.clock_suspect
+       EXISTS (SELECT 1 FROM field_photos f WHERE f.sha256 = d.photo_sha256)
+       OR EXISTS (SELECT 1 FROM photos p WHERE p.diagnosis_id = d.id AND p.kind = 'full'), d.clock_suspect
 FROM diagnoses d ORDER BY d.sort_at, d.id
 """
 
 
-def _store_batch(conn: psycopg.Connection, device_id: str, records: list[ValidRecord]) -> Stored:
+def _store_batch(
+    conn: psycopg.Connection, device_id: str, records: list[ValidRecord], store: PhotoStore, default_quota_mb: int
+) -> Stored:
     first: dict[uuid.UUID, ValidRecord] = {}
     for record in records:
         first.setdefault(record.id, record)  # an id twice in one batch is stored once, acknowledged twice
     unique = list(first.values())
     columns: dict[str, list[Any]] = {name: [getattr(r, name) for r in unique] for name in _COLUMNS}
     new: set[uuid.UUID] = set()
+    over_quota = 0
     with conn.transaction():
         if unique:
             rows = conn.execute(_INSERT_DIAGNOSES, {"device_id": device_id, **columns}).fetchall()
@@ -238,7 +272,12 @@ def _store_batch(conn: psycopg.Connection, device_id: str, records: list[ValidRe
             others = [r.id for r in unique if r.id not in new]
             if others:
                 _refuse_foreign(conn, device_id, others, records)
-            _store_photos(conn, [r for r in unique if r.id in new])
+            fresh = [r for r in unique if r.id in new]
+            _store_thumbnails(conn, fresh)
+            full = {r.photo_sha256: r.photo for r in fresh if r.photo is not None}
+            if full:
+                receipts = fieldphotos.keep_inline(conn, store, device_id, list(full.items()), default_quota_mb)
+                over_quota = sum(1 for r in receipts if r.status == fieldphotos.OVER_QUOTA)
         conn.execute("UPDATE devices SET last_seen_at = now() WHERE device_id = %s", (device_id,))
     statuses = []
     acknowledged: set[uuid.UUID] = set()
@@ -246,7 +285,7 @@ def _store_batch(conn: psycopg.Connection, device_id: str, records: list[ValidRe
         fresh = record.id in new and record.id not in acknowledged
         acknowledged.add(record.id)
         statuses.append((record.sent_id, protocol.STORED if fresh else protocol.DUPLICATE))
-    return Stored(statuses)
+    return Stored(statuses, over_quota)
 
 
 def _refuse_foreign(conn: psycopg.Connection, device_id: str, ids: list[uuid.UUID], records: list[ValidRecord]) -> None:
@@ -261,18 +300,18 @@ def _refuse_foreign(conn: psycopg.Connection, device_id: str, ids: list[uuid.UUI
         raise ForeignIds(errors)  # leaving the transaction block rolls the whole batch back
 
 
-def _store_photos(conn: psycopg.Connection, records: list[ValidRecord]) -> None:
+def _store_thumbnails(conn: psycopg.Connection, records: list[ValidRecord]) -> None:
+    """Thumbnails stay in PostgreSQL (small, one per record); full photos live in the photo store."""
     ids: list[uuid.UUID] = []
     kinds: list[str] = []
     blobs: list[bytes] = []
     sums: list[str] = []
     for record in records:
-        for kind, data in (("thumbnail", record.thumbnail), ("full", record.photo)):
-            if data is not None:
-                ids.append(record.id)
-                kinds.append(kind)
-                blobs.append(data)
-                sums.append(protocol.sha256_hex(data))
+        if record.thumbnail is not None:
+            ids.append(record.id)
+            kinds.append("thumbnail")
+            blobs.append(record.thumbnail)
+            sums.append(protocol.sha256_hex(record.thumbnail))
     if ids:
         conn.execute(_INSERT_PHOTOS, (ids, kinds, blobs, sums))
 

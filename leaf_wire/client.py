@@ -103,11 +103,49 @@ class RecordsRejected(CollectorError):
         self.errors = errors  # [{"index": int, "id": str | None, "reason": str}]
 
 
+class PhotoTooLarge(BatchTooLarge):
+    """413 on a full photo: larger than the collector takes at all (`max_bytes`); sending it again cannot help."""
+
+    summary = "photo too large"
+    transient = False
+
+
+class PhotoQuotaFull(CollectorError):
+    """507: this device's photo quota at base is full; try another day (or ask base to raise it)."""
+
+    summary = "photo quota full"
+
+    def __init__(self, message: str, quota_bytes: int | None, used_bytes: int | None) -> None:
+        super().__init__(message)
+        self.quota_bytes = quota_bytes
+        self.used_bytes = used_bytes
+
+
+class PhotoNotWanted(CollectorError):
+    """404 on a full photo: no record of this device names it at base yet (send the record first)."""
+
+    summary = "photo not wanted"
+    transient = False
+
+
+class PhotoRefused(CollectorError):
+    """400 on a full photo: not a JPEG, or its bytes are not the ones its sha256 names (`reason` says which)."""
+
+    summary = "photo refused"
+    transient = False
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
 @dataclass(frozen=True)
 class CollectorInfo:
     device_id: str  # the device the token belongs to
     max_request_bytes: int | None  # the largest batch body it takes
     max_records: int | None
+    photo_quota_bytes: int | None = None  # full photos this device may keep at base (None: an older collector)
+    photo_used_bytes: int | None = None  # of which already used
 
 
 @dataclass(frozen=True)
@@ -180,6 +218,8 @@ class CollectorClient:
             device_id=device,
             max_request_bytes=limit if isinstance(limit, int) and limit > 0 else None,
             max_records=records if isinstance(records, int) and records > 0 else None,
+            photo_quota_bytes=_count(body.get("photo_quota_bytes")),
+            photo_used_bytes=_count(body.get("photo_used_bytes")),
         )
 
     def push(self, records: list[dict[str, Any]]) -> PushReply:
@@ -192,6 +232,26 @@ class CollectorClient:
         request_ms = (time.perf_counter() - started) * 1000.0
         statuses = self._statuses(body, ids)
         return PushReply(statuses, request_ms, _server_ms(headers))
+
+    def put_photo(self, sha256: str, data: bytes) -> str:
+        """Send one full photo after its record; protocol.STORED or protocol.DUPLICATE, both meaning base has it.
+
+        Raises PhotoNotWanted, PhotoRefused, PhotoQuotaFull, PhotoTooLarge or the usual CollectorErrors.
+        """
+        path = protocol.PHOTOS_PATH + _photo_name(sha256)
+        body, _, _ = self._request("PUT", path, data, content_type="image/jpeg", photo=True)
+        status = body.get("status") if isinstance(body, dict) else None
+        if status not in (protocol.STORED, protocol.DUPLICATE):
+            raise CollectorError(f"the collector's reply to a photo has no stored/duplicate status: {str(body)[:200]}")
+        return status
+
+    def has_photo(self, sha256: str) -> bool:
+        """Whether base has this photo of this device (HEAD; a photo no record of this device names: False)."""
+        try:
+            self._request("HEAD", protocol.PHOTOS_PATH + _photo_name(sha256), None, photo=True)
+        except PhotoNotWanted:
+            return False
+        return True
 
     # ---- plumbing ----------------------------------------------------------------------
 
@@ -208,19 +268,29 @@ class CollectorClient:
                 statuses[rid] = status
         return statuses
 
-    def _request(self, method: str, path: str, data: bytes | None) -> tuple[Any, http.client.HTTPMessage, int]:
+    def _request(
+        self,
+        method: str,
+        path: str,
+        data: bytes | None,
+        *,
+        content_type: str = "application/json",
+        photo: bool = False,
+    ) -> tuple[Any, http.client.HTTPMessage, int]:
         request = urllib.request.Request(self.base_url + path, data=data, method=method)
         request.add_header("Authorization", f"Bearer {self._token}")
         request.add_header("Accept", "application/json")
         request.add_header("User-Agent", self.user_agent)
         if data is not None:
-            request.add_header("Content-Type", "application/json")
+            request.add_header("Content-Type", content_type)
         try:
             with self._opener.open(request, timeout=self.timeout_s) as response:
+                if method == "HEAD":
+                    return None, response.headers, response.status
                 raw = response.read(MAX_RESPONSE_BYTES + 1)
                 return self._json(raw, response.status), response.headers, response.status
         except urllib.error.HTTPError as exc:
-            raise self._http_error(exc) from None
+            raise self._http_error(exc, photo=photo) from None
         except urllib.error.URLError as exc:
             raise self._connection_error(exc.reason, sent=False) from None
         except (OSError, http.client.HTTPException) as exc:
@@ -265,7 +335,7 @@ class CollectorClient:
             )
         return CollectorUnreachable(f"cannot reach {where}: {_describe(reason)}")
 
-    def _http_error(self, exc: urllib.error.HTTPError) -> CollectorError:
+    def _http_error(self, exc: urllib.error.HTTPError, *, photo: bool = False) -> CollectorError:
         code = exc.code
         try:
             raw = exc.read(MAX_RESPONSE_BYTES + 1)
@@ -288,6 +358,8 @@ class CollectorClient:
                 f"the collector refused this device's token (HTTP {code}: {said}); issue a new one with "
                 f"`leaf-collector token issue DEVICE_ID` and put it in the token file"
             )
+        if photo and (refusal := self._photo_error(code, body, said)):
+            return refusal
         if code == 413:
             limit = body.get("max_bytes") if isinstance(body, dict) else None
             return BatchTooLarge(f"the collector refused the batch as too large: {said}", limit)
@@ -298,6 +370,36 @@ class CollectorClient:
             errors = [e for e in body["errors"] if isinstance(e, dict)]
             return RecordsRejected(f"the collector refused {len(errors)} record(s): {said}", errors)
         return CollectorError(f"the collector answered HTTP {code}: {said}")
+
+    def _photo_error(self, code: int, body: Any, said: str) -> CollectorError | None:
+        """The replies only a photo upload gets (leaf_wire/protocol.py, PHOTOS_PATH); None: the general ones apply."""
+        fields = body if isinstance(body, dict) else {}
+        if code == 404 and fields and "photo_sha256" not in fields:  # a collector from before issue 13
+            return CollectorError(
+                f"the collector at {self.base_url} takes no full photos ({said}); it is older than this device: "
+                f"update the collector"
+            )
+        if code == 404:  # a HEAD's 404 has no body
+            return PhotoNotWanted(f"the collector does not take this photo: {said}")
+        if code == 400:
+            return PhotoRefused(f"the collector refused the photo: {said}", said)
+        if code == 413:
+            limit = _count(fields.get("max_bytes"))
+            return PhotoTooLarge(f"the collector refused the photo as too large: {said}", limit)
+        if code == 507:
+            quota, used = _count(fields.get("quota_bytes")), _count(fields.get("used_bytes"))
+            return PhotoQuotaFull(f"this device's photo quota at base is full: {said}", quota, used)
+        return None
+
+
+def _photo_name(sha256: str) -> str:
+    if not re.fullmatch(r"[0-9a-f]{64}", sha256):
+        raise ValueError(f"a photo is named by the sha256 of its bytes (64 lower-case hex digits), not {sha256!r:.80}")
+    return sha256
+
+
+def _count(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
 def _retry_after(value: str | None, default: float = 30.0) -> float:

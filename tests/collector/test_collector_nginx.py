@@ -88,7 +88,7 @@ def test_a_device_syncs_through_nginx_and_the_page_is_served(proxy, dsn: str, tm
     assert code == 0, out.getvalue()
     assert "sent 23: 23 stored" in out.getvalue()
     assert unsynced_ids(data) == set()
-    assert db_counts(dsn, "pi-03") == {"rows": 23, "distinct": 23, "duplicate_rows": 0, "photos": 23}
+    assert db_counts(dsn, "pi-03") == {"rows": 23, "distinct": 23, "duplicate_rows": 0, "photos": 23, "full_photos": 0}
     status, _, body = call(proxy.url + "/")
     assert status == 200 and b"pi-03" in body
     assert call(proxy.url + protocol.HEALTH_PATH)[0] == 200

@@ -51,7 +51,11 @@ def issue_token(dsn: str, device_id: str) -> str:
 
 
 def db_counts(dsn: str, device_id: str | None = None) -> dict[str, int]:
-    """Rows, distinct ids and photos in PostgreSQL (for one device or all)."""
+    """Rows, distinct ids, thumbnails and full photos at base (for one device's records or all).
+
+    "photos" counts the photos table (thumbnails); "full_photos" the field_photos rows these records
+    name: one per distinct photo, however many records (or devices) sent the same bytes.
+    """
     from leaf_collector.db import connect
 
     where, args = ("WHERE device_id = %s", (device_id,)) if device_id else ("", ())
@@ -60,7 +64,16 @@ def db_counts(dsn: str, device_id: str | None = None) -> dict[str, int]:
         photos = conn.execute(
             f"SELECT count(*) FROM photos WHERE diagnosis_id IN (SELECT id FROM diagnoses {where})", args
         ).fetchone()[0]
-    return {"rows": rows, "distinct": distinct, "duplicate_rows": rows - distinct, "photos": photos}
+        full = conn.execute(
+            f"SELECT count(*) FROM field_photos WHERE sha256 IN (SELECT photo_sha256 FROM diagnoses {where})", args
+        ).fetchone()[0]
+    return {
+        "rows": rows,
+        "distinct": distinct,
+        "duplicate_rows": rows - distinct,
+        "photos": photos,
+        "full_photos": full,
+    }
 
 
 def diagnosis(n: int) -> Diagnosis:

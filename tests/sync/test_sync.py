@@ -265,7 +265,7 @@ def test_worker_syncs_in_the_background_and_counts_new_records(tmp_path: Path, d
         assert worker.line().endswith(", 3 waiting")
         worker.sync_now()
         log.wait_for(lambda s: s.status == SyncStatus.SYNCED and s.waiting == 0)
-        assert db_counts(dsn, DEVICE) == {"rows": 8, "distinct": 8, "duplicate_rows": 0, "photos": 8}
+        assert db_counts(dsn, DEVICE) == {"rows": 8, "distinct": 8, "duplicate_rows": 0, "photos": 8, "full_photos": 0}
         assert unsynced_ids(data) == set()
     finally:
         assert worker.stop() is True
