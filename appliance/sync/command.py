@@ -74,8 +74,8 @@ def photo_lines(report: PassReport) -> list[str]:
             f"full photos: {report.photos_sent} sent ({report.photo_duplicates} already at base), "
             f"{report.photos_deferred} left for later, {len(report.photos_skipped)} skipped"
         )
-    if report.photo_quota_full:
-        lines.append(f"photos held back: {report.photo_quota_full}; records still sync")
+    if report.photo_quota_full or report.photo_problem:
+        lines.append(f"photos held back: {report.photo_quota_full or report.photo_problem}; records still sync")
     elif report.photos_deferred_until is not None:
         lines.append(
             f"today's photo budget (full_photo_mb_per_day) is spent; the rest go from "

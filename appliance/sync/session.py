@@ -66,6 +66,7 @@ class PassReport:
     photos_deferred: int = 0  # wanted but left for later: the daily budget, or the quota at base
     photos_skipped: dict[str, str] = field(default_factory=dict)  # id -> why it will not be sent
     photo_quota_full: str = ""  # the collector's words when this device's photo quota at base is full
+    photo_problem: str = ""  # the collector answered a photo in a way this device cannot use (an old collector)
     photos_deferred_until: datetime | None = None  # the daily budget is spent until then (UTC)
 
 
@@ -94,6 +95,7 @@ class SyncSession:
         self.clock = clock
         self.photos_held_until: datetime | None = None  # no photo pass before then (budget spent, quota full)
         self.photo_quota_full = ""  # the collector's words while it says the quota is full
+        self.photo_problem = ""  # the collector's words while it answers photos in a way this device cannot use
         self.refused: dict[str, str] = {}  # held back for this session's life; retried after a restart
         self._no_full_photo: set[str] = set()
 
@@ -166,7 +168,7 @@ class SyncSession:
 
     def retry_photos_now(self) -> None:
         """Forget a quota-full hold (someone raised the quota and asked to sync now)."""
-        if self.photo_quota_full:
+        if self.photo_quota_full or self.photo_problem:
             self.photos_held_until = None
 
     def push_photos(
@@ -182,10 +184,11 @@ class SyncSession:
             return report
         now = self.clock()
         if self.photos_held_until is not None and now < self.photos_held_until:
-            report.photo_quota_full = self.photo_quota_full
-            report.photos_deferred_until = None if self.photo_quota_full else self.photos_held_until
+            report.photo_quota_full, report.photo_problem = self.photo_quota_full, self.photo_problem
+            held_by_base = self.photo_quota_full or self.photo_problem
+            report.photos_deferred_until = None if held_by_base else self.photos_held_until
             return report
-        self.photos_held_until, self.photo_quota_full = None, ""
+        self.photos_held_until, self.photo_quota_full, self.photo_problem = None, "", ""
         after: str | None = None
         while not should_stop():
             rows = self.store.photos_to_send(limit=PHOTO_CHUNK, after=after)
@@ -238,6 +241,16 @@ class SyncSession:
             return
         except BatchTooLarge as exc:
             self._skip(rid, f"too large for the collector ({exc})", report)
+            return
+        except CollectorError as exc:
+            if type(exc) is not CollectorError:
+                raise  # offline, interrupted, busy, token: as for records, the photo is sent again later
+            # The collector answered, but not as the photo contract says (one older than this device):
+            # the records are at base already, so hold the photos back instead of failing the sync.
+            self.photos_held_until = now + QUOTA_RETRY
+            self.photo_problem = report.photo_problem = str(exc)
+            report.photos_deferred += 1
+            log.warning("full photos held back: %s", exc)
             return
         self.store.mark_photo_sent(rid, status, len(data), self.clock())
         report.photos_sent += 1

@@ -188,7 +188,7 @@ class SyncWorker:
                 waiting=left,
                 last_success=datetime.now(UTC),
                 problem="",
-                detail=session.photo_quota_full,
+                detail=session.photo_quota_full or session.photo_problem,
                 photo_quota_full=quota_full,
             )
         return interval
