@@ -244,11 +244,32 @@ class SyncConfig:
     include_photos: str = field(
         default="thumbnail",
         metadata=_about(
-            "none | thumbnail (small JPEG) | full (the photo, and a thumbnail)", _one_of("none", "thumbnail", "full")
+            "none | thumbnail (small JPEG) | full (the photo, and a thumbnail; full_photos' picks go on their own)",
+            _one_of("none", "thumbnail", "full"),
         ),
     )
     timeout_s: float = field(
         default=20.0, metadata=_about("give up on one request after this many seconds, 1-300", _between(1, 300))
+    )
+    # Issue 13: the full photos base wants to teach the model; the rule is appliance/sync/photo_policy.py.
+    full_photos: str = field(
+        default="teaching",
+        metadata=_about(
+            "teaching (hard cases and a sample) | all | none: full photos sent one by one after the records",
+            _one_of("teaching", "all", "none"),
+        ),
+    )
+    full_photo_below: float = field(
+        default=0.80,
+        metadata=_about("teaching: a diagnosis below this confidence is a hard case, 0-1", _between(0, 1)),
+    )
+    full_photo_sample: float = field(
+        default=0.05,
+        metadata=_about("teaching: share of the other records whose photo is sent too, 0-1", _between(0, 1)),
+    )
+    full_photo_mb_per_day: int = field(
+        default=100,
+        metadata=_about("full photos sent per UTC day, in MB; 0 = no limit", _at_least(0)),
     )
 
 

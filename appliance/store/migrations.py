@@ -138,6 +138,23 @@ def _unknown_verdict_and_crops(db: Database) -> None:
         conn.execute(sql)
 
 
+# Issue 13: the full photos base wants travel on their own after their record. One row per record
+# once its photo is settled: sent (detail = the collector's "stored" / "duplicate") or skipped
+# (detail = why: not wanted, missing, damaged, too large, refused). No row = not looked at yet, so
+# a pass cut off anywhere leaves the photo to be sent again. `bytes` is what went up, for the
+# daily budget; the partial index keeps "bytes sent today" cheap.
+_PHOTO_UPLOADS = """
+CREATE TABLE photo_uploads (
+    diagnosis_id TEXT PRIMARY KEY NOT NULL REFERENCES diagnoses (id) ON DELETE CASCADE,
+    outcome TEXT NOT NULL CHECK (outcome IN ('sent', 'skipped')),
+    detail TEXT NOT NULL,
+    bytes INTEGER NOT NULL DEFAULT 0 CHECK (bytes >= 0),
+    at TEXT NOT NULL
+);
+CREATE INDEX idx_photo_uploads_sent_at ON photo_uploads (at) WHERE outcome = 'sent';
+"""
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "diagnoses table with photo reference and created_at index", _DIAGNOSES_V1),
     Migration(2, "export/sync bookkeeping: exported_at, synced_at, export_ledger", _export_bookkeeping),
@@ -152,6 +169,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         _unknown_verdict_and_crops,
         rebuilds_table=True,
     ),
+    Migration(5, "photo_uploads: each record's full photo sent to base or skipped, and why", _PHOTO_UPLOADS),
 )
 
 _LEDGER_SQL = """

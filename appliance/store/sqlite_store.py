@@ -50,6 +50,10 @@ from leaf_wire.columns import JSON_COLUMNS
 
 BUSY_TIMEOUT_MS = 5000
 TABLE = "diagnoses"
+# A record at base whose full photo is neither sent nor skipped yet.
+_PHOTO_UNSETTLED = (
+    "synced_at IS NOT NULL AND NOT EXISTS (SELECT 1 FROM photo_uploads u WHERE u.diagnosis_id = diagnoses.id)"
+)
 
 
 @dataclass(frozen=True)
@@ -520,6 +524,66 @@ class SqliteStore:
                 self._forget(db.conn)
             else:
                 self._idle_readers.append(db)
+
+    # ---- full photos for base (issue 13) ----------------------------------------------------
+
+    def photos_to_send(self, limit: int | None = None, after: str | None = None) -> list[dict[str, Any]]:
+        """Records at base whose full photo is not settled, oldest first: base refuses a photo before its record.
+
+        `after`: only those stored after this record (a pass that leaves some for later pages on past them).
+        """
+        if after is None:
+            return self._rows(_PHOTO_UNSETTLED, [], "rowid ASC", limit)
+        where = f"{_PHOTO_UNSETTLED} AND rowid > (SELECT rowid FROM {TABLE} WHERE id = ?)"
+        return self._rows(where, [str(after)], "rowid ASC", limit)
+
+    def mark_photo_sent(self, record_id: str, status: str, sent_bytes: int, when: datetime) -> None:
+        """Base holds this photo (`status`: the collector's stored / duplicate); `sent_bytes` went up for it."""
+        self._settle_photos([str(record_id)], "sent", status, int(sent_bytes), when)
+
+    def mark_photos_skipped(self, ids: Iterable[str], reason: str, when: datetime) -> int:
+        """These photos will not be sent (not wanted, missing, damaged, too large, refused): `reason` says which."""
+        wanted = list(dict.fromkeys(str(i) for i in ids))
+        if not reason:
+            raise ValueError("a skipped photo needs a reason")
+        self._settle_photos(wanted, "skipped", reason, 0, when)
+        return len(wanted)
+
+    def photo_bytes_sent_since(self, since: datetime) -> int:
+        """Bytes of full photos sent from `since` on (the start of the UTC day, for the daily budget)."""
+        with self._reader() as db:
+            row = db.execute(
+                "SELECT COALESCE(SUM(bytes), 0) FROM photo_uploads WHERE outcome = 'sent' AND at >= ?",
+                [utc_timestamp(since)],
+            ).fetchone()
+            return int(row[0])
+
+    def photo_upload(self, record_id: str) -> dict[str, Any] | None:
+        """How a record's full photo was settled (outcome, detail, bytes, at), or None while it is not."""
+        with self._reader() as db:
+            rows = list(db.table("photo_uploads").rows_where("diagnosis_id = ?", [str(record_id)]))
+            return rows[0] if rows else None
+
+    def photo_upload_counts(self) -> dict[str, int]:
+        """sent / skipped / waiting (at base, photo not settled yet): for `appliance sync` and the tests."""
+        with self._reader() as db:
+            counts = dict(db.execute("SELECT outcome, count(*) FROM photo_uploads GROUP BY outcome").fetchall())
+            waiting = db.execute(f"SELECT count(*) FROM {TABLE} WHERE {_PHOTO_UNSETTLED}").fetchone()[0]
+        return {"sent": int(counts.get("sent", 0)), "skipped": int(counts.get("skipped", 0)), "waiting": int(waiting)}
+
+    def _settle_photos(self, ids: list[str], outcome: str, detail: str, sent_bytes: int, when: datetime) -> None:
+        if not ids:
+            return
+        stamp = utc_timestamp(when)
+        with self._writing() as db:
+            self._require_known(db, ids)
+            db.table("photo_uploads").upsert_all(
+                [
+                    {"diagnosis_id": i, "outcome": outcome, "detail": detail, "bytes": sent_bytes, "at": stamp}
+                    for i in ids
+                ],
+                pk="diagnosis_id",
+            )
 
     # ---- closing ---------------------------------------------------------------------------
 

@@ -35,12 +35,12 @@ def cmd_sync(cfg: Config, *, out: TextIO | None = None) -> int:
             print(f"sync: {exc}; nothing sent", file=out)
             return 2
         owner = info.device_id
-        if waiting == 0:
+        session = SyncSession.for_config(store, client, cfg)
+        session.apply_limits(info)
+        if waiting == 0 and not session.photos_pending():
             print(f"nothing waiting; {client.base_url} accepts this device's token ({owner})", file=out)
             return 0
         print(f"{waiting} diagnoses waiting; sending to {client.base_url} as {owner}", file=out)
-        session = SyncSession.for_config(store, client, cfg)
-        session.apply_limits(info)
         report = PassReport()
 
         def progress(r: PassReport) -> None:
@@ -55,9 +55,31 @@ def cmd_sync(cfg: Config, *, out: TextIO | None = None) -> int:
     print(f"sent {report.sent}: {report.stored} stored, {report.duplicates} already there; {left} waiting", file=out)
     if report.without_photo:
         print(f"{report.without_photo} sent without their photo (missing, damaged or too large)", file=out)
+    for line in photo_lines(report):
+        print(line, file=out)
     for rid, reason in report.refused.items():
         print(f"refused by the collector, kept here: {rid}: {reason}", file=out)
     if failure is not None:
         print(f"sync stopped: {failure}\nthe rest is sent next time (nothing is lost or sent twice)", file=out)
         return 1
     return 1 if report.refused else 0
+
+
+def photo_lines(report: PassReport) -> list[str]:
+    """What the photo pass did, for people: nothing when it had nothing to do."""
+    lines = []
+    done = report.photos_sent or report.photos_deferred or report.photos_skipped
+    if done:
+        lines.append(
+            f"full photos: {report.photos_sent} sent ({report.photo_duplicates} already at base), "
+            f"{report.photos_deferred} left for later, {len(report.photos_skipped)} skipped"
+        )
+    if report.photo_quota_full or report.photo_problem:
+        lines.append(f"photos held back: {report.photo_quota_full or report.photo_problem}; records still sync")
+    elif report.photos_deferred_until is not None:
+        lines.append(
+            f"today's photo budget (full_photo_mb_per_day) is spent; the rest go from "
+            f"{report.photos_deferred_until:%Y-%m-%d %H:%M} UTC"
+        )
+    lines.extend(f"photo not sent: {rid}: {why}" for rid, why in report.photos_skipped.items())
+    return lines

@@ -26,6 +26,7 @@ class SyncState:
     problem: str = ""  # a few words for the screen, e.g. "token refused"
     detail: str = ""  # the full message, for the log and `appliance sync`
     refused: int = 0  # records the collector will not take (kept on the device)
+    photo_quota_full: bool = False  # base keeps no more full photos of this device; records still sync
 
     def line(self, now: datetime | None = None, language: str = ENGLISH) -> str:
         """One line for the ready screen: "Synced 12:04, 0 waiting", "Offline, 37 waiting", "Sync error: ..."."""
@@ -40,6 +41,8 @@ class SyncState:
             line = say(key or "sync.offline", language)
         elif self.status == SyncStatus.SYNCING:
             line = say("sync.syncing", language)
+        elif self.photo_quota_full:
+            line = say("sync.photo_quota_full", language)
         elif self.last_success is None:
             line = say("sync.not_yet", language)
         else:

@@ -105,6 +105,8 @@ class SyncWorker:
     def sync_now(self) -> None:
         """Try at once (network just came back, a technician asked): skips the wait and the backoff."""
         self._failures = 0
+        if self._session is not None:
+            self._session.retry_photos_now()
         self._wake.set()
 
     def note_new_record(self) -> None:
@@ -138,14 +140,15 @@ class SyncWorker:
             pending = waiting - len(session.refused)
             state = self._state
             settled = state.status == SyncStatus.SYNCED or (state.status == SyncStatus.ERROR and state.refused > 0)
-            if settled and pending <= 0:
+            photos = session.photos_pending()
+            if settled and pending <= 0 and not photos:
                 self._update(waiting=waiting)  # nothing new to send: no network traffic at all
                 return interval
             self._update(status=SyncStatus.SYNCING, waiting=waiting)
             if not self._contacted or pending <= 0:  # first contact, or only to confirm all is well
                 self._info = check_owner(session.client, self.cfg)
                 session.apply_limits(self._info)
-            if pending > 0:
+            if pending > 0 or photos:  # the records first, then the full photos base wants
                 session.push_pending(should_stop=self._stopping.is_set)
             self._contacted = True
         except CollectorBusy as exc:
@@ -168,6 +171,7 @@ class SyncWorker:
         self._failures = 0
         refused = len(session.refused)
         left = _safe_count(self.cfg.db_path)
+        quota_full = bool(session.photo_quota_full)  # shown on the line; records still sync
         if refused:
             self._update(
                 status=SyncStatus.ERROR,
@@ -176,9 +180,17 @@ class SyncWorker:
                 problem=f"{refused} record{'s' if refused != 1 else ''} refused",
                 detail="; ".join(f"{rid}: {why}" for rid, why in list(session.refused.items())[:3]),
                 refused=refused,
+                photo_quota_full=quota_full,
             )
         else:
-            self._update(status=SyncStatus.SYNCED, waiting=left, last_success=datetime.now(UTC), problem="", detail="")
+            self._update(
+                status=SyncStatus.SYNCED,
+                waiting=left,
+                last_success=datetime.now(UTC),
+                problem="",
+                detail=session.photo_quota_full or session.photo_problem,
+                photo_quota_full=quota_full,
+            )
         return interval
 
     def _open_session(self) -> SyncSession:

@@ -118,8 +118,11 @@ def write_token(path: Path, token: str) -> Path:
 
 
 def device_config(data_dir: Path, url: str, token_file: Path, device_id: str, **sync: object):
+    """A device's config for sync tests. Full photos are off unless a test asks (`full_photos="teaching"`):
+    the default's sample is drawn by record id, and these ids are random, so record tests count exactly."""
     from appliance.config import Config, DeviceConfig, SyncConfig
 
+    sync.setdefault("full_photos", "none")
     return Config(
         device=DeviceConfig(id=device_id, data_dir=data_dir),
         sync=SyncConfig(enabled=True, url=url, token_file=token_file, **sync),  # type: ignore[arg-type]

@@ -257,10 +257,10 @@ def migrations_table(db_path: Path) -> list[tuple[int, str, str]]:
 
 def test_migrations_are_recorded_once_and_opening_twice_changes_nothing(paths: tuple[Path, Path]) -> None:
     with SqliteStore.open(*paths) as store:
-        assert store.schema_version() == len(MIGRATIONS) == 4
+        assert store.schema_version() == len(MIGRATIONS) == 5
     schema_once, ledger_once = schema_of(paths[0]), migrations_table(paths[0])
     with SqliteStore.open(*paths) as store:
-        assert store.schema_version() == 4
+        assert store.schema_version() == 5
     assert schema_of(paths[0]) == schema_once
     assert migrations_table(paths[0]) == ledger_once
     assert [(v, d) for v, d, _ in ledger_once] == [(m.number, m.description) for m in MIGRATIONS]
@@ -285,14 +285,14 @@ def test_a_v1_database_migrates_to_latest_and_keeps_its_rows(paths: tuple[Path, 
     assert migrations_table(db_path)[0][0] == 1
 
     with SqliteStore.open(db_path, data_dir) as store:
-        assert store.schema_version() == 4
+        assert store.schema_version() == 5
         row = store.get("0b9f6a36-1d42-4c1e-9d8e-2f3c4b5a6d7e")
         assert row["verdict"] == "retake" and row["reason"] == "too_dark"
         assert row["latency"] == {"total_ms": 9.5}
         assert row["exported_at"] is None and row["synced_at"] is None
         assert [r["id"] for r in store.unexported()] == ["0b9f6a36-1d42-4c1e-9d8e-2f3c4b5a6d7e"]
         assert row["crops"] == []  # recorded before crops could be chosen: every crop
-    assert [v for v, _, _ in migrations_table(db_path)] == [1, 2, 3, 4]
+    assert [v for v, _, _ in migrations_table(db_path)] == [1, 2, 3, 4, 5]
 
 
 V3_IDS = (  # not in id order, so that keeping rowid order (the export's order) is tested
@@ -347,7 +347,7 @@ def test_a_v3_database_gains_unknown_and_crops_and_keeps_rows_ledger_and_order(p
     before.close()
 
     with SqliteStore.open(db_path, data_dir) as store:
-        assert store.schema_version() == 4
+        assert store.schema_version() == 5
         assert all(s["foreign_keys"] == 1 for s in store.connection_settings())  # switched back on
         store.check_integrity(full=True)  # includes foreign_key_check
         assert [r["id"] for r in store.recent(10)] == list(reversed(V3_IDS))
@@ -426,7 +426,7 @@ def test_a_database_from_newer_software_is_refused_and_left_unchanged(paths: tup
     conn.close()
     before = file_digest(db_path)
 
-    with pytest.raises(StoreSchemaError, match=r"schema version 7.*only knows versions up to 4.*Nothing was changed"):
+    with pytest.raises(StoreSchemaError, match=r"schema version 7.*only knows versions up to 5.*Nothing was changed"):
         SqliteStore.open(db_path, data_dir)
     assert file_digest(db_path) == before
     conn = connect(db_path)
