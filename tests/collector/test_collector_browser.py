@@ -93,10 +93,16 @@ def test_page_loads_shows_the_counts_and_the_csv_downloads(browser, dsn: str) ->
         assert len(days) == 3
         thumbs = driver.find_elements(By.CSS_SELECTOR, "#latest img.thumb")
         assert len(thumbs) == 12
-        loaded = driver.execute_script(
-            "return Array.from(document.images).filter(i => i.complete && i.naturalWidth > 0).length"
-        )
-        assert loaded == 12  # the thumbnails really decode in the browser (CSP allows them)
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        def loaded(driver) -> int:  # thumbnails load lazily: scroll each into view first
+            for thumb in thumbs:
+                driver.execute_script("arguments[0].scrollIntoView()", thumb)
+            return driver.execute_script(
+                "return Array.from(document.images).filter(i => i.complete && i.naturalWidth > 0).length"
+            )
+
+        WebDriverWait(driver, 10).until(lambda d: loaded(d) == 12)  # they decode in the browser (CSP allows them)
 
         driver.find_element(By.ID, "csv").click()
         csv_file = _wait_for_download(downloads)

@@ -56,10 +56,21 @@ def _submit(driver, button) -> None:
     WebDriverWait(driver, 15).until(expected_conditions.staleness_of(page))
 
 
-def _photos_loaded(driver) -> int:
-    return driver.execute_script(
-        "return Array.from(document.images).filter(i => i.complete && i.naturalWidth > 0).length"
-    )
+def _photos_loaded(driver, expected: int) -> bool:
+    """True once `expected` photos have decoded (a loaded machine may still be fetching some; waits up to 15 s)."""
+    from selenium.common.exceptions import TimeoutException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    def count(d) -> int:
+        return d.execute_script(
+            "return Array.from(document.images).filter(i => i.complete && i.naturalWidth > 0).length"
+        )
+
+    try:
+        WebDriverWait(driver, 15).until(lambda d: count(d) >= expected)
+    except TimeoutException:
+        pass
+    return count(driver) == expected
 
 
 def test_two_people_label_in_chromium_and_their_disagreement_shows(driver, dsn: str) -> None:
@@ -107,7 +118,7 @@ def test_two_people_label_in_chromium_and_their_disagreement_shows(driver, dsn: 
         _sign_in(driver, server.url, "alice")
         sections = driver.find_elements(By.CSS_SELECTOR, "section.photo")
         assert [s.get_attribute("id") for s in sections][:2] == [f"photo-{unsure['sha']}", f"photo-{sure['sha']}"]
-        assert _photos_loaded(driver) == 3  # full photos decode: the session cookie goes with them
+        assert _photos_loaded(driver, 3)  # full photos decode: the session cookie goes with them
         _shot(driver, "label-queue")
 
         first = driver.find_element(By.ID, f"photo-{sure['sha']}")
@@ -130,7 +141,7 @@ def test_two_people_label_in_chromium_and_their_disagreement_shows(driver, dsn: 
         rows = [r.text for r in driver.find_elements(By.CSS_SELECTOR, f"#photo-{sure['sha']} table.said tbody tr")]
         assert len(rows) == 2
         assert rows[0].startswith("alice Tomato: Late blight 20") and rows[1].startswith("bob Not a leaf 20")
-        assert len(driver.find_elements(By.CSS_SELECTOR, "section.photo")) == 1 and _photos_loaded(driver) == 1
+        assert len(driver.find_elements(By.CSS_SELECTOR, "section.photo")) == 1 and _photos_loaded(driver, 1)
         _shot(driver, "label-disagreements")
         assert labels(dsn) == sorted(
             [
