@@ -131,9 +131,9 @@ class Summary:
 
     def line(self, target: Path) -> str:
         return (
-            f"field pack {target}: {self.labelled} photos labelled, {self.exported} exported "
-            f"({self.held_out} held out), {self.disagreements} disagreements left out, {self.unusable} unusable, "
-            f"{len(self.missing)} missing or damaged"
+            f"field pack {target}: photos labelled {self.labelled}, exported {self.exported} "
+            f"(held out {self.held_out}); left out: disagreements {self.disagreements}, unusable {self.unusable}, "
+            f"missing or damaged {len(self.missing)}"
         )
 
 
@@ -361,6 +361,8 @@ def export(dsn: str, photo_dir: Path, target: Path, *, replace: bool, now: datet
     from leaf_collector.photostore import DiskPhotoStore
 
     check_target(target, replace)
+    if not photo_dir.is_dir():
+        raise FieldPackError(f"no photo store at {photo_dir}: give --photo-dir as serve has it; nothing was written")
     with connect(dsn) as conn:
         migrations.check_current(conn)
         plan = read_plan(conn)

@@ -93,7 +93,8 @@ def test_the_pack_holds_agreed_photos_in_slug_folders_with_classes_provenance_an
     assert _export(collector, dsn, pack) == 0
     out = capsys.readouterr().out
     assert (
-        "9 photos labelled, 6 exported (2 held out), 1 disagreements left out, 2 unusable, 0 missing or damaged" in out
+        f"field pack {pack}: photos labelled 9, exported 6 (held out 2); left out: disagreements 1, unusable 2, "
+        "missing or damaged 0" in out
     )
     assert not (tmp_path / "pack.partial").exists()
 
@@ -232,7 +233,7 @@ def test_a_damaged_or_missing_stored_photo_is_reported_and_left_out(base, dsn: s
     captured = capsys.readouterr()
     assert f"left out photo {p['agreed']['sha']}: unreadable or damaged" in captured.err
     assert f"left out photo {p['single']['sha']}: missing from the photo store" in captured.err
-    assert "4 exported (2 held out)" in captured.out and "2 missing or damaged" in captured.out
+    assert "exported 4 (held out 2)" in captured.out and "missing or damaged 2" in captured.out
     provenance = _parts(pack)
     assert p["agreed"]["sha"] not in provenance and p["single"]["sha"] not in provenance
     assert not (pack / "potato__early_blight").exists()  # the class's only photo was missing
@@ -256,6 +257,10 @@ def test_a_foreign_folder_is_refused_and_a_previous_pack_is_replaced_only_when_a
     assert not (tmp_path / "notes.partial").exists()
     assert _export(collector, dsn, foreign, "--replace") == 2  # --replace replaces packs only
     assert (foreign / "todo.txt").read_text() == "mine\n"
+
+    assert main(["export-field-pack", str(tmp_path / "x"), "--dsn", dsn, "--photo-dir", str(tmp_path / "no")]) == 2
+    assert f"no photo store at {tmp_path / 'no'}" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
 
     a_file = tmp_path / "file"
     a_file.write_text("x")
