@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs
 
-from leaf_collector import labelling, labelweb
+from leaf_collector import fieldfigures, labelling, labelweb
 from leaf_collector.db import CollectorDB, DatabaseUnavailable, ForeignIds
 from leaf_collector.fieldphotos import NOT_WANTED, OVER_QUOTA
 from leaf_collector.page import csv_stream, render_page
@@ -294,7 +294,9 @@ class CollectorApp:
         days = self.limits.page_days
         if query.get("days", [""])[0].isdigit():
             days = max(1, min(3660, int(query["days"][0])))
-        html = render_page(self.db.overview(days), self.db.latest(self.limits.page_latest), days=days, now=_now())
+        overview, latest = self.db.overview(days), self.db.latest(self.limits.page_latest)
+        models = self.db.call(fieldfigures.models_on_fleet)
+        html = render_page(overview, latest, days=days, now=_now(), models=models)
         data = html.encode("utf-8")
         headers = [("Content-Type", "text/html; charset=utf-8"), ("Cache-Control", "no-store"), *_PAGE_HEADERS]
         start_response("200 OK", [*headers, ("Content-Length", str(len(data)))])

@@ -1,5 +1,5 @@
 """`leaf-collector`: serve the fleet API and page, apply migrations, manage device tokens, print the nginx
-config that fronts it, run the load test.
+config that fronts it, run the load test, export the labelled field photos for training.
 
 The database is named by --dsn or $LEAF_COLLECTOR_DSN (a libpq connection string or URI); the
 environment keeps a password out of the process list. libpq's own PG* variables work too.
@@ -229,6 +229,36 @@ def add_device_commands(sub: argparse._SubParsersAction) -> None:  # type: ignor
 
 # ---- the parser ---------------------------------------------------------------------------
 
+# ---- the field pack for training (issue 13) -------------------------------------------------
+
+
+def cmd_export_field_pack(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from leaf_collector import fieldpack
+
+    target = Path(os.path.abspath(args.dir))
+    summary = fieldpack.export(_dsn(args), args.photo_dir, target, replace=args.replace, now=datetime.now(UTC))
+    for sha, problem in summary.missing:
+        print(f"left out photo {sha}: {problem}", file=sys.stderr)
+    print(summary.line(target))
+    return 0
+
+
+def add_field_pack_commands(sub, with_dsn) -> None:  # type: ignore[no-untyped-def]
+    pack = with_dsn(
+        sub.add_parser("export-field-pack", help="write the labelled field photos as a training pack (slug/ folders)")
+    )
+    pack.add_argument("dir", type=Path, metavar="DIR", help="a new or empty folder, or a previous pack with --replace")
+    pack.add_argument(
+        "--photo-dir",
+        type=Path,
+        default=Path("/var/lib/leaf-collector/photos"),
+        help="the collector's photo store, as given to serve (default /var/lib/leaf-collector/photos)",
+    )
+    pack.add_argument("--replace", action="store_true", help="replace the field pack already in DIR")
+    pack.set_defaults(func=cmd_export_field_pack)
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="leaf-collector", description="Fleet collector for leaf appliances.")
@@ -297,6 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_account_commands(sub, with_dsn)
     add_device_commands(sub)
+    add_field_pack_commands(sub, with_dsn)
 
     sub.add_parser("loadtest", help="benchmark: many simulated devices at once (leaf-collector loadtest --help)")
     return parser

@@ -13,6 +13,7 @@ from html import escape
 from typing import Any
 
 from leaf_collector.db import CSV_COLUMNS
+from leaf_collector.fieldfigures import OUTCOMES, DeviceModel
 from leaf_wire import reasons
 from leaf_wire.csvcell import csv_chunks
 
@@ -85,7 +86,33 @@ def _result(d: dict[str, Any]) -> str:
     return f'<span class="muted">retake ({escape(d["reason"] or "?")})</span>'
 
 
-def render_page(overview: dict[str, Any], latest: list[dict[str, Any]], *, days: int, now: datetime) -> str:
+def _models_table(models: list[DeviceModel]) -> str:
+    """Per device: the model it runs now, since its rollout there, and how it did on labelled photos since."""
+    rows = []
+    for m in models:
+        if m.labelled:
+            figures = [str(m.counts[k]) for k in OUTCOMES] + [str(m.labelled)]
+        else:
+            figures = ["", "", "", "", '<span class="muted">no labels yet</span>']
+        model = f'{escape(m.model_version)} <span class="muted">{escape(m.model_sha256[:12])}</span>'
+        rows.append([escape(m.device_id), model, escape(_short(m.since)), *figures])
+    return _table(
+        "models",
+        ["Device", "Model now", "Since (UTC)", "Right", "Refused", "Unknown", "Wrong", "Labelled"],
+        rows,
+        {3, 4, 5, 6, 7},
+        "No records yet.",
+    )
+
+
+def render_page(
+    overview: dict[str, Any],
+    latest: list[dict[str, Any]],
+    *,
+    days: int,
+    now: datetime,
+    models: list[DeviceModel] | None = None,
+) -> str:
     o = overview
     totals = (
         f'<div class="totals">'
@@ -163,6 +190,8 @@ download>Download CSV (all records)</a> <a id="label-link" href="label">Label fi
 <div class="grid"><section><h2>By crop</h2>{by_crop}</section>
 <section><h2>By crop and condition</h2>{by_condition}</section></div>
 <h2>By device</h2>{by_device}
+<h2>Models on the fleet</h2><p class="muted">Each device's model now and, on photos people labelled since
+its rollout there: right, refused (retake), unknown ("I don't know this"), wrong.</p>{_models_table(models or [])}
 <h2>By day, last {days} days</h2>{by_day}
 <h2>Latest {len(latest)} records</h2>{latest_table}
 </body></html>
