@@ -179,7 +179,14 @@ def main(argv: list[str] | None = None) -> int:
             (stage / name).unlink(missing_ok=True)  # a refused candidate of an earlier run
     entries = sources.all_entries(args.data, args.seed, smoke=args.smoke, also=tuple(pack.slugs()) if pack else ())
     if pack:
-        entries += fieldpack.entries(pack, args.seed)
+        mine = fieldpack.entries(pack, args.seed)
+        taken = {e.sha256 for e in mine}
+        also_in_pack = [e for e in entries if e.sha256 in taken]
+        if also_in_pack:
+            # The pack's label and held-out rule win: the photo must not sit in two splits.
+            log(f"{len(also_in_pack)} photo(s) of other sources are also in the pack: counted as pack photos only")
+            entries = [e for e in entries if e.sha256 not in taken]
+        entries += mine
     roots = {fieldpack.SOURCE: pack.root} if pack else {}
     classes = sorted({e.slug for e in entries})
     manifest_path = stage / "split-manifest.csv"
@@ -197,8 +204,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         log(f"{name}: {len(sel)} photos ({', '.join(f'{k} {v}' for k, v in sorted(_count(sel).items()))})")
     held_out = [e for e in entries if e.split == fieldpack.HELD_OUT]
-    # Training, calibration photos, early stopping, temperature and threshold read only these two parts.
-    fieldpack.guard_held_out(kept["train"] + kept["val"], held_out)
+    # Training, calibration photos, early stopping, temperature and threshold read only these two parts:
+    # neither may hold a held-out or test photo, by split or by bytes.
+    fieldpack.guard_held_out(kept["train"] + kept["val"], held_out + [e for e in entries if e.split == "test"])
     if pack:
         log(f"{fieldpack.HELD_OUT}: {len(held_out)} photos, kept for the before/after comparison only")
     train_px, train_y = parts["train"]

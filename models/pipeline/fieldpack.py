@@ -224,8 +224,8 @@ def entries(pack: FieldPack, seed: int) -> list[Entry]:
 
 
 def guard_held_out(seen: list[Entry], held_out: list[Entry]) -> None:
-    """Raise LeakError if a photo given to training or tuning is (by name or by bytes) a held-out one."""
-    wrong = [e.file for e in seen if e.split == HELD_OUT]
+    """Raise LeakError if a photo given to training or tuning is (by split or by bytes) a held-out one."""
+    wrong = [e.file for e in seen if e.split in (HELD_OUT, "test")]
     shas = {e.sha256 for e in held_out}
     same_bytes = [e.file for e in seen if e.sha256 in shas]
     if wrong or same_bytes:

@@ -57,19 +57,20 @@ def write_sums(root: Path) -> None:
     (root / "SHA256SUMS").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-def make_pack(root: Path, per_sample: int = 8) -> Path:
+def make_pack(root: Path, per_sample: int = 8, extra: tuple[tuple[str, bytes], ...] = ()) -> Path:
     """A pack in the collector's export format, the held-out rule applied to every photo."""
     root.mkdir(parents=True)
     rows, counts = [], {}
-    for n, (name, slug) in enumerate(PACK_SOURCES.items()):
-        (root / slug).mkdir()
-        for i, blob in enumerate(_variants(SAMPLES / name, per_sample)):
-            sha = hashlib.sha256(blob).hexdigest()
-            (root / slug / f"{sha}.jpg").write_bytes(blob)
-            part = "held_out" if _held_out(sha) else "train"
-            rows.append([sha, slug, part, f"pi-{n % 2}", str(100 * n + i), "ana;ben", "agree"])
-            c = counts.setdefault(slug, {"train": 0, "held_out": 0})
-            c[part] += 1
+    photos = [(slug, blob) for name, slug in PACK_SOURCES.items() for blob in _variants(SAMPLES / name, per_sample)]
+    for i, (slug, blob) in enumerate([*photos, *extra]):
+        n = i // per_sample
+        (root / slug).mkdir(exist_ok=True)
+        sha = hashlib.sha256(blob).hexdigest()
+        (root / slug / f"{sha}.jpg").write_bytes(blob)
+        part = "held_out" if _held_out(sha) else "train"
+        rows.append([sha, slug, part, f"pi-{n % 2}", str(1000 + i), "ana;ben", "agree"])
+        c = counts.setdefault(slug, {"train": 0, "held_out": 0})
+        c[part] += 1
     with (root / "provenance.csv").open("w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
         w.writerow(["sha256", "slug", "part", "device_id", "diagnosis_id", "labellers", "agreement"])
@@ -154,7 +155,7 @@ def test_the_guard_stops_a_held_out_photo_by_split_or_by_bytes(pack):
     with pytest.raises(fieldpack.LeakError):
         fieldpack.guard_held_out([*seen, held[0]], held)
     copy = split.Entry("train", held[0].slug, "plantvillage/x.jpg", held[0].sha256)  # same bytes, other source
-    with pytest.raises(fieldpack.LeakError, match="plantvillage/x.jpg"):
+    with pytest.raises(fieldpack.LeakError, match=r"plantvillage/x\.jpg"):
         fieldpack.guard_held_out([*seen, copy], held)
 
 
@@ -205,8 +206,13 @@ def _seed_shipped(out: Path) -> dict[str, bytes]:
 
 @pytest.mark.slow
 def test_smoke_build_with_a_pack_refuses_a_worse_model_and_ships_it_when_told(
-    pack, tmp_path, shared_root, shared_weights, monkeypatch, capsys
+    tmp_path, shared_root, shared_weights, monkeypatch, capsys
 ):
+    # A lab photo the smoke run would use (its first apple scab photos) is in the pack too, held out if
+    # one of them is: the pack's label and part win, and it must leave the lab source.
+    lab = sorted((shared_root / "plantvillage" / "apple__apple_scab").glob("*.jpg"))[:12]
+    twin = next((p for p in lab if _held_out(split.file_sha256(p))), lab[0])
+    pack = make_pack(tmp_path / "pack", extra=(("apple__apple_scab", twin.read_bytes()),))
     args = ["--smoke", "--data", str(shared_root), "--weights", str(shared_weights)]
     args += ["--field-pack", str(pack), "--baseline", str(MODEL)]
     trained, tuned, calibrated = Spy(build.train, 1), Spy(build.ort_logits, 1), Spy(build.calibration_tensors, 0)
@@ -229,7 +235,10 @@ def test_smoke_build_with_a_pack_refuses_a_worse_model_and_ships_it_when_told(
     assert cmp["command"].startswith("python -m models.pipeline.build --smoke")
 
     # What the build recorded: every held-out photo in its own split, none in train or val.
-    manifest = [e for e in split.read_manifest(candidate / "split-manifest.csv") if e.source == fieldpack.SOURCE]
+    everything = split.read_manifest(candidate / "split-manifest.csv")
+    assert [e.source for e in everything if e.sha256 == split.file_sha256(twin)] == [fieldpack.SOURCE]
+    assert "also in the pack: counted as pack photos only" in printed
+    manifest = [e for e in everything if e.source == fieldpack.SOURCE]
     held = [e for e in manifest if _held_out(e.sha256)]
     assert held and all(e.split == fieldpack.HELD_OUT for e in held)
     assert all(e.split in ("train", "val") for e in manifest if not _held_out(e.sha256))
