@@ -168,8 +168,8 @@ def main(argv: list[str] | None = None) -> int:
             pack = fieldpack.read_pack(args.field_pack, sources.known_slugs(args.data))
         except (fieldpack.PackError, OSError) as exc:
             raise SystemExit(f"field pack refused: {exc}") from None
-        if not args.baseline.is_file() and not args.ship_even_if_worse:
-            raise SystemExit(f"baseline model not found: {args.baseline} (give --baseline, or --ship-even-if-worse)")
+        if not args.baseline.is_file():
+            raise SystemExit(f"baseline model not found: {args.baseline} (--baseline names the model to beat)")
         log(f"field pack {args.field_pack}: verified, {pack.counts()} photos, classes {', '.join(pack.slugs())}")
     args.out.mkdir(parents=True, exist_ok=True)
     stage = args.out / CANDIDATE if pack else args.out

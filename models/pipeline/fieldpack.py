@@ -187,6 +187,10 @@ def read_pack(root: Path, known_slugs: set[str] | list[str]) -> FieldPack:
     problems += [f"{name}: a photo not in provenance.csv" for name in sorted(set(by_stem.values()) - named)]
     _fail(f"{root}: provenance.csv does not match the photos", problems)
     _check_classes(root, photos)
+    said = meta.get("counts") if isinstance(meta.get("counts"), dict) else {}
+    have = Counter(p.part for p in photos)
+    off = [f"{k} {said[k]} (the photos: {have[k]})" for k in PARTS if k in said and said[k] != have[k]]
+    _fail(f"{root / 'pack.json'}: counts differ from provenance.csv", off)
     return FieldPack(root, rule, tuple(sorted(photos, key=lambda p: p.file)), meta)
 
 

@@ -139,6 +139,15 @@ def test_a_wrong_held_out_column_is_named_even_with_fresh_sums(pack):
     )
 
 
+def test_counts_in_pack_json_must_match_the_photos(pack):
+    meta = json.loads((pack / "pack.json").read_text())
+    meta["counts"]["held_out"] += 1
+    (pack / "pack.json").write_text(json.dumps(meta))
+    write_sums(pack)
+    with pytest.raises(fieldpack.PackError, match=r"pack.json: counts differ .*held_out"):
+        fieldpack.read_pack(pack, KNOWN)
+
+
 def test_an_unknown_slug_lists_the_known_ones(pack):
     with pytest.raises(fieldpack.PackError) as err:
         fieldpack.read_pack(pack, KNOWN - {"tomato__late_blight"})
