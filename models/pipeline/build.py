@@ -2,6 +2,11 @@
 
     python -m models.pipeline.build --data ../shared/data/plantvillage --out models
     python -m models.pipeline.build --smoke --out /tmp/smoke   # minutes -> seconds, for CI
+    python -m models.pipeline.build --field-pack DIR ...       # also the photos labelled at base
+
+With --field-pack the model is built in OUT/candidate/ and judged against the shipped one
+(--baseline) on the pack's held-out part and the lab test split (compare.py); it replaces the
+files in OUT only when it is not worse, or with --ship-even-if-worse.
 
 Reproducible from --seed: the split is a pure function of seed and photo bytes, and the
 training order, augmentations and initial head come from the same seed.
@@ -11,6 +16,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import shlex
+import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,9 +29,9 @@ import torch
 from appliance.labels import is_crop_class
 from appliance.vision.preprocess import InputSpec, resize_square, to_tensor
 
-from . import calibrate, export, fakequant, sources, split, threshold
+from . import calibrate, card, compare, export, fakequant, fieldpack, sources, split, threshold
 from .backbone import load_from_export, load_imagenet_backbone
-from .data import load_pixels
+from .data import STORE_SIZE, load_pixels
 from .mobilenetv2 import MobileNetV2
 from .train import TrainConfig, predict_logits, train
 
@@ -32,6 +40,10 @@ MODEL_VERSION = "2.0.0"
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_DATA = REPO.parent / "shared" / "data"  # plantvillage/, field/apple/, other-plants/deepweeds/
 DEFAULT_WEIGHTS = REPO.parent / "shared" / "weights" / "mobilenetv2-12-int8.onnx"
+DEFAULT_BASELINE = REPO / "models" / f"{MODEL_NAME}-int8.onnx"  # the shipped model a candidate must beat
+COMPARISON = "field-pack-comparison.json"
+CANDIDATE = "candidate"  # under --out: where a model built with a field pack waits to be judged
+EXIT_WORSE = 3
 
 
 def ort_logits(path: Path, pixels: np.ndarray, spec: InputSpec) -> np.ndarray:
@@ -71,6 +83,22 @@ def _count(entries: list[split.Entry]) -> dict[str, int]:
     return out
 
 
+def _shipped_files() -> list[str]:
+    names = ["split-manifest.csv", "training-report.json", "training-log.txt", COMPARISON]
+    for kind in ("fp32", "int8"):
+        names += [f"{MODEL_NAME}-{kind}.onnx", f"{MODEL_NAME}-{kind}.onnx.sha256"]
+    return names
+
+
+def _pixels(entries: list[split.Entry], roots: dict[str, Path], default: Path, cache: Path | None) -> np.ndarray:
+    """load_pixels over photos that live under different folders (a field pack is not under --data)."""
+    out = np.empty((len(entries), STORE_SIZE, STORE_SIZE, 3), dtype=np.uint8)
+    for root in {roots.get(e.source, default) for e in entries}:
+        idx = [i for i, e in enumerate(entries) if roots.get(e.source, default) == root]
+        out[idx] = load_pixels([entries[i] for i in idx], root, cache)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
@@ -99,7 +127,14 @@ def main(argv: list[str] | None = None) -> int:
         help="calibrated confidence under which to refuse; auto: chosen on the validation split (threshold.py)",
     )
     ap.add_argument("--smoke", action="store_true", help="a few classes and photos, 3 steps: checks the pipeline runs")
+    ap.add_argument("--field-pack", type=Path, help="photos labelled at base (leaf-collector export-field-pack)")
+    ap.add_argument("--field-pack-repeat", type=int, default=2, help="times a field pack photo is seen per epoch")
+    ap.add_argument("--baseline", type=Path, default=DEFAULT_BASELINE, help="the shipped int8 model to beat")
+    ap.add_argument(
+        "--ship-even-if-worse", action="store_true", help="replace the files in --out even if the new model is worse"
+    )
     args = ap.parse_args(argv)
+    command = "python -m models.pipeline.build " + shlex.join(sys.argv[1:] if argv is None else argv)
 
     started = time.time()
     log_lines: list[str] = []
@@ -127,10 +162,34 @@ def main(argv: list[str] | None = None) -> int:
     if args.smoke:
         cfg.epochs, cfg.max_steps, cfg.batch_size, cfg.warmup_steps = 1, 3, 8, 1
         args.calibration_images = 6
+    pack = None
+    if args.field_pack:
+        try:
+            pack = fieldpack.read_pack(args.field_pack, sources.known_slugs(args.data))
+        except (fieldpack.PackError, OSError) as exc:
+            raise SystemExit(f"field pack refused: {exc}") from None
+        if not args.baseline.is_file():
+            raise SystemExit(f"baseline model not found: {args.baseline} (--baseline names the model to beat)")
+        log(f"field pack {args.field_pack}: verified, {pack.counts()} photos, classes {', '.join(pack.slugs())}")
     args.out.mkdir(parents=True, exist_ok=True)
-    entries = sources.all_entries(args.data, args.seed, smoke=args.smoke)
+    stage = args.out / CANDIDATE if pack else args.out
+    stage.mkdir(exist_ok=True)
+    if pack:
+        for name in _shipped_files():
+            (stage / name).unlink(missing_ok=True)  # a refused candidate of an earlier run
+    entries = sources.all_entries(args.data, args.seed, smoke=args.smoke, also=tuple(pack.slugs()) if pack else ())
+    if pack:
+        mine = fieldpack.entries(pack, args.seed)
+        taken = {e.sha256 for e in mine}
+        also_in_pack = [e for e in entries if e.sha256 in taken]
+        if also_in_pack:
+            # The pack's label and held-out rule win: the photo must not sit in two splits.
+            log(f"{len(also_in_pack)} photo(s) of other sources are also in the pack: counted as pack photos only")
+            entries = [e for e in entries if e.sha256 not in taken]
+        entries += mine
+    roots = {fieldpack.SOURCE: pack.root} if pack else {}
     classes = sorted({e.slug for e in entries})
-    manifest_path = args.out / "split-manifest.csv"
+    manifest_path = stage / "split-manifest.csv"
     manifest_sha = split.write_manifest(entries, manifest_path)
     log(f"manifest: {len(entries)} photos, {len(classes)} classes, sha256 {manifest_sha[:12]}")
 
@@ -140,17 +199,24 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("train", "val"):
         kept[name] = sel = [e for e in entries if e.split == name]
         parts[name] = (
-            load_pixels(sel, args.data, None if args.smoke else args.work),
+            _pixels(sel, roots, args.data, None if args.smoke else args.work),
             np.array([index[e.slug] for e in sel], dtype=np.int64),
         )
         log(f"{name}: {len(sel)} photos ({', '.join(f'{k} {v}' for k, v in sorted(_count(sel).items()))})")
+    held_out = [e for e in entries if e.split == fieldpack.HELD_OUT]
+    # Training, calibration photos, early stopping, temperature and threshold read only these two parts:
+    # neither may hold a held-out or test photo, by split or by bytes.
+    fieldpack.guard_held_out(kept["train"] + kept["val"], held_out + [e for e in entries if e.split == "test"])
+    if pack:
+        log(f"{fieldpack.HELD_OUT}: {len(held_out)} photos, kept for the before/after comparison only")
     train_px, train_y = parts["train"]
     val_px, val_y = parts["val"]
     train_entries = kept["train"]
     # Leaves that can be cut out and put on another background: lab photos and picked leaves on paper.
     leaf = np.array([is_crop_class(e.slug) and e.background in ("lab", "plain") for e in train_entries])
     scenes = train_px[np.array([not is_crop_class(e.slug) for e in train_entries])]
-    repeats = np.array([args.field_repeat if e.source == "field-apple" else 1 for e in train_entries])
+    repeat_of = {"field-apple": args.field_repeat, fieldpack.SOURCE: args.field_pack_repeat}
+    repeats = np.array([repeat_of.get(e.source, 1) for e in train_entries])
     val_sources = np.array([e.source for e in kept["val"]])
 
     torch.manual_seed(args.seed)
@@ -180,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     train_seconds = time.time() - t_train
     log(f"trained in {train_seconds / 60:.1f} min")
 
-    fp32_path, int8_path = args.out / f"{MODEL_NAME}-fp32.onnx", args.out / f"{MODEL_NAME}-int8.onnx"
+    fp32_path, int8_path = stage / f"{MODEL_NAME}-fp32.onnx", stage / f"{MODEL_NAME}-int8.onnx"
     export.export_fp32(net, spec, fp32_path)
     calib = calibration_tensors(train_px, train_y, spec, args.calibration_images, args.seed)
     export.quantize_int8(fp32_path, int8_path, calib)
@@ -215,6 +281,7 @@ def main(argv: list[str] | None = None) -> int:
             f"crops from {cfg.crop_min:g} of the area, background swap p={cfg.swap_p:g} (leaf scale from "
             f"{cfg.leaf_scale_min:g}), field light p={cfg.field_light_p:g}, field photos x{args.field_repeat}; "
             "PlantVillage + field apple + DeepWeeds (other__plant); "
+            + (f"field pack from base ({len(held_out)} held out) x{args.field_pack_repeat}; " if pack else "")
             + ("trained through simulated int8 rounding; " if args.qat else "")
             + "static int8 QDQ per-channel"
         ),
@@ -238,6 +305,7 @@ def main(argv: list[str] | None = None) -> int:
         "leaf_scale_min": cfg.leaf_scale_min,
         "field_light_p": cfg.field_light_p,
         "field_repeat": args.field_repeat,
+        "field_pack": _pack_report(pack, entries, args.field_pack_repeat) if pack else None,
         "qat": args.qat,
         "history": history,
         "temperature": temperatures,
@@ -245,10 +313,60 @@ def main(argv: list[str] | None = None) -> int:
         "int8_bytes": int8_path.stat().st_size,
         "fp32_bytes": fp32_path.stat().st_size,
     }
-    (args.out / "training-report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    (args.out / "training-log.txt").write_text("\n".join(log_lines) + "\n", encoding="utf-8")
     log(f"wrote {int8_path} ({report['int8_bytes'] / 1e6:.2f} MB) sha256 {digests['int8'][:12]}")
+    ship = True
+    if pack:
+        lab_test = [e for e in entries if e.source == "plantvillage" and e.split == "test"]
+        before = compare.judge(args.baseline, held_out, pack.root, lab_test, args.data)
+        after = compare.judge(int8_path, held_out, pack.root, lab_test, args.data)
+        reasons = compare.worse(before, after)
+        ship = not reasons or args.ship_even_if_worse
+        comparison = {
+            "command": command,
+            "pack": {"path": str(args.field_pack), "created_at": pack.meta.get("created_at"), **report["field_pack"]},
+            "before": before,
+            "after": after,
+            "worse_because": reasons,
+            "decision": "shipped" if ship else "refused",
+            "shipped_even_if_worse": bool(reasons and args.ship_even_if_worse),
+        }
+        report["comparison"] = {"decision": comparison["decision"], "worse_because": reasons}
+        (stage / COMPARISON).write_text(json.dumps(comparison, indent=1) + "\n", encoding="utf-8")
+        for line in card.field_pack(comparison).splitlines():
+            log(line)
+        if reasons and args.ship_even_if_worse:
+            log(f"WORSE than {args.baseline} ({'; '.join(reasons)}): shipped anyway, as --ship-even-if-worse asks")
+        elif reasons:
+            log(f"REFUSED: worse than {args.baseline}: {'; '.join(reasons)}")
+            log(f"the shipped files in {args.out} are untouched; the candidate is in {stage}")
+            log("(--ship-even-if-worse ships it anyway)")
+        else:
+            log(f"not worse than {args.baseline}: shipping into {args.out}")
+    (stage / "training-report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    (stage / "training-log.txt").write_text("\n".join(log_lines) + "\n", encoding="utf-8")
+    if stage == args.out:
+        return 0
+    if not ship:
+        return EXIT_WORSE
+    for name in _shipped_files():
+        if (stage / name).exists():
+            os.replace(stage / name, args.out / name)
+    if not any(stage.iterdir()):
+        stage.rmdir()
+    print(f"shipped into {args.out}", flush=True)
     return 0
+
+
+def _pack_report(pack: fieldpack.FieldPack, entries: list[split.Entry], repeat: int) -> dict:
+    mine = [e for e in entries if e.source == fieldpack.SOURCE]
+    return {
+        "photos": len(mine),
+        "train": sum(e.split == "train" for e in mine),
+        "val": sum(e.split == "val" for e in mine),
+        "held_out": sum(e.split == fieldpack.HELD_OUT for e in mine),
+        "repeat": repeat,
+        "classes": pack.slugs(),
+    }
 
 
 if __name__ == "__main__":

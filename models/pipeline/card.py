@@ -1,6 +1,7 @@
 """Print the model card's tables from the evaluation and benchmark JSON files (Markdown).
 
 python -m models.pipeline.card models/evaluation-test.json models/bench.json
+python -m models.pipeline.card --field-pack models/field-pack-comparison.json   # the before / after section
 """
 
 from __future__ import annotations
@@ -120,7 +121,59 @@ def background(ev: dict) -> str:
     return "\n".join(lines)
 
 
+def _counts(r: dict) -> str:
+    n = r["photos"]
+    return " | ".join(f"{r[k]} ({r[k] / n * 100:.0f}%)" if n else "-" for k in ("right", "refused", "unknown", "wrong"))
+
+
+def field_pack(cmp: dict) -> str:
+    """The card's "Field pack: before / after" section, from build's field-pack-comparison.json."""
+    before, after = cmp["before"], cmp["after"]
+    pack = cmp["pack"]
+    out = [
+        "## Field pack: before / after",
+        "",
+        f"Photos labelled at base (`{pack['path']}`, exported {pack.get('created_at') or '?'}): "
+        f"{pack['train']} trained on, {pack['val']} for validation, {pack['held_out']} held out by their "
+        "sha256 and never seen by training or tuning. Outcomes on the held-out part with the "
+        "device's own rule, crop unknown (for photos without a leaf the right answer is a retake: refused).",
+        "",
+        "| held-out photos | n | model | right | refused | unknown | wrong |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    rows = [("all classes", before["field"], after["field"])]
+    rows += [(f"`{slug}`", r, after["field_per_class"][slug]) for slug, r in before["field_per_class"].items()]
+    for name, b, a in rows:
+        out.append(f"| {name} | {b['photos']} | before ({before['version']}) | {_counts(b)} |")
+        out.append(f"| | | after ({after['version']}) | {_counts(a)} |")
+    bl, al = before["lab"], after["lab"]
+    out += [
+        "",
+        f"| lab test split, {al['photos']} photos | before | after |",
+        "|---|---|---|",
+        f"| leaf photos: top-1 | {pct(bl['leaf_top1'])} | {pct(al['leaf_top1'])} |",
+        f"| all photos: top-1 | {pct(bl['overall_top1'])} | {pct(al['overall_top1'])} |",
+        "",
+        f"Decision: **{cmp['decision']}**"
+        + (f" ({'; '.join(cmp['worse_because'])})" if cmp["worse_because"] else "")
+        + (" (shipped anyway: `--ship-even-if-worse`)" if cmp.get("shipped_even_if_worse") else ""),
+        "",
+        "Produced by:",
+        "",
+        "```sh",
+        cmp["command"],
+        "```",
+    ]
+    return "\n".join(out)
+
+
 def main(argv: list[str]) -> int:
+    if "--field-pack" in argv:
+        at = argv.index("--field-pack")
+        print(field_pack(json.loads(Path(argv[at + 1]).read_text())), "\n")
+        argv = argv[:at] + argv[at + 2 :]
+        if not argv:
+            return 0
     ev = json.loads(Path(argv[0]).read_text())
     print(summary(ev), "\n")
     if "field" in ev:

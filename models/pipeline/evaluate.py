@@ -37,7 +37,7 @@ from appliance.vision import quality
 from appliance.vision.decode import read_image
 from appliance.vision.preprocess import model_view, to_tensor
 
-from . import split
+from . import fieldpack, split
 from .calibrate import expected_calibration_error, softmax
 from .data import leaf_mask
 from .figures import confusion_png, reliability_png
@@ -334,7 +334,12 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if not require_data(args.data):
         return 0
-    entries = [e for e in split.read_manifest(args.models / "split-manifest.csv") if e.split == args.split]
+    # A field pack's photos live in the pack, not under --data; build.py judges them (compare.py).
+    entries = [
+        e
+        for e in split.read_manifest(args.models / "split-manifest.csv")
+        if e.split == args.split and e.source != fieldpack.SOURCE
+    ]
     problems = split.verify_files(entries, args.data)
     if problems:
         print(f"ERROR: the photos differ from the split manifest ({len(problems)}): {problems[:5]}", file=sys.stderr)

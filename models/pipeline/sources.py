@@ -126,10 +126,20 @@ def deepweeds(data: Path, seed: int, per_class: int | None = None) -> list[Entry
     return entries
 
 
-def all_entries(data: Path, seed: int, smoke: bool = False) -> list[Entry]:
-    """Every photo of every source with its split; smoke: a few classes and photos, for CI."""
+def known_slugs(data: Path) -> set[str]:
+    """The classes a full build teaches: PlantVillage's folders, the field apple classes, other plants."""
+    pv = {p.name for p in (data / PLANTVILLAGE).iterdir() if p.is_dir() and not p.name.startswith(".")}
+    return pv | set(FIELD_APPLE_SLUGS.values()) | {OTHER_PLANT}
+
+
+def all_entries(data: Path, seed: int, smoke: bool = False, also: tuple[str, ...] = ()) -> list[Entry]:
+    """Every photo of every source with its split; smoke: a few classes and photos, for CI.
+
+    ``also``: classes a smoke run must teach too (a field pack's), so its photos have a class.
+    """
     if smoke:
         pv_classes = sorted(p.name for p in (data / PLANTVILLAGE).iterdir() if p.is_dir())
         leafy = [*[c for c in pv_classes if c.startswith("apple__")][:2], "background__no_leaf"]
+        leafy += [c for c in also if c in pv_classes and c not in leafy]
         return plantvillage(data, seed, leafy, 12) + field_apple(data, seed, 6) + deepweeds(data, seed, 4)
     return plantvillage(data, seed) + field_apple(data, seed) + deepweeds(data, seed)
