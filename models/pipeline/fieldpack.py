@@ -23,6 +23,7 @@ from pathlib import Path
 from .split import IMAGE_SUFFIXES, Entry, assign_split
 
 SOURCE = "field-pack"
+PACK_FORMAT, PACK_FORMAT_VERSION = "leaf-field-pack", 1  # what `leaf-collector export-field-pack` writes
 HELD_OUT = "field-pack-held-out"
 VAL_SHARE = 0.15
 PARTS = ("train", "held_out")
@@ -90,12 +91,12 @@ def _fail(what: str, problems: list[str]) -> None:
 
 def _rule(meta: dict) -> HeldOutRule:
     rule = meta.get("held_out_rule") or {}
-    if rule.get("kind") != "sha256_prefix_mod":
-        raise PackError(f"pack.json: held_out_rule kind {rule.get('kind')!r} unknown (expected 'sha256_prefix_mod')")
+    if rule.get("key") != "sha256":
+        raise PackError(f"pack.json: held_out_rule key {rule.get('key')!r} unknown (expected 'sha256')")
     try:
-        out = HeldOutRule(int(rule["hex_digits"]), int(rule["modulus"]), int(rule["below"]))
+        out = HeldOutRule(int(rule["hex_digits"]), int(rule["modulus"]), int(rule["held_out_below"]))
     except (KeyError, TypeError, ValueError) as exc:
-        raise PackError(f"pack.json: held_out_rule needs integer hex_digits, modulus, below ({exc})") from None
+        raise PackError(f"pack.json: held_out_rule needs integer hex_digits, modulus, held_out_below ({exc})") from None
     if not (1 <= out.hex_digits <= 64 and out.modulus > 0 and 0 <= out.below <= out.modulus):
         raise PackError(f"pack.json: held_out_rule out of range: {rule}")
     return out
@@ -141,8 +142,12 @@ def read_pack(root: Path, known_slugs: set[str] | list[str]) -> FieldPack:
         meta = json.loads((root / "pack.json").read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise PackError(f"{root / 'pack.json'}: not JSON ({exc})") from None
-    if meta.get("format") != 1:
-        raise PackError(f"{root / 'pack.json'}: format {meta.get('format')!r} unknown (this pipeline reads format 1)")
+    if (meta.get("format"), meta.get("format_version")) != (PACK_FORMAT, PACK_FORMAT_VERSION):
+        raise PackError(
+            f"{root / 'pack.json'}: format {meta.get('format')!r} version {meta.get('format_version')!r} unknown "
+            f"(this pipeline reads {PACK_FORMAT!r} version {PACK_FORMAT_VERSION}, "
+            "as leaf-collector export-field-pack writes)"
+        )
     rule = _rule(meta)
     listed = _read_sums(root)
     by_stem = {(Path(n).parent.as_posix(), Path(n).stem): n for n in listed if Path(n).suffix.lower() in IMAGE_SUFFIXES}

@@ -7,6 +7,7 @@ there as PNG for the docs.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -66,10 +67,8 @@ def _photos_loaded(driver, expected: int) -> bool:
             "return Array.from(document.images).filter(i => i.complete && i.naturalWidth > 0).length"
         )
 
-    try:
+    with contextlib.suppress(TimeoutException):  # the count below says what was missing
         WebDriverWait(driver, 15).until(lambda d: count(d) >= expected)
-    except TimeoutException:
-        pass
     return count(driver) == expected
 
 

@@ -24,7 +24,7 @@ PACK_SOURCES = {
     "08-background-no-leaf.jpg": "background__no_leaf",
     "01-tomato-late-blight.jpg": "tomato__late_blight",
 }
-RULE = {"kind": "sha256_prefix_mod", "hex_digits": 16, "modulus": 100, "below": 20}
+RULE = {"key": "sha256", "hex_digits": 16, "modulus": 100, "held_out_below": 20}
 KNOWN = {*PACK_SOURCES.values(), "other__plant", "corn__common_rust"}
 
 
@@ -81,7 +81,13 @@ def make_pack(root: Path, per_sample: int = 8, extra: tuple[tuple[str, bytes], .
         for slug, c in sorted(counts.items()):
             w.writerow([slug, c["train"] + c["held_out"], c["train"], c["held_out"]])
     total = {k: sum(c[k] for c in counts.values()) for k in ("train", "held_out")}
-    meta = {"format": 1, "created_at": "2026-12-02T12:00:00Z", "counts": total, "held_out_rule": RULE}
+    meta = {
+        "format": "leaf-field-pack",
+        "format_version": 1,
+        "created_at": "2026-12-02T12:00:00Z",
+        "counts": total,
+        "held_out_rule": RULE,
+    }
     (root / "pack.json").write_text(json.dumps(meta), encoding="utf-8")
     write_sums(root)
     return root
