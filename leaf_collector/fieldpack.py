@@ -30,7 +30,7 @@ from leaf_collector.consensus import LABELS_BY_PHOTO, MARK_CLASSES, consensus
 from leaf_collector.errors import CollectorFailure
 from leaf_collector.fieldfigures import outcome
 from leaf_collector.page import iso
-from leaf_collector.photostore import PhotoStore, PhotoStoreError
+from leaf_collector.photostore import PhotoStore, PhotoStoreError, fsync_dir
 
 if TYPE_CHECKING:
     import psycopg
@@ -236,7 +236,7 @@ def write_pack(target: Path, plan: Plan, store: PhotoStore, *, replace: bool, no
     files[PACK_JSON] = _write(partial / PACK_JSON, (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode())
     _write(partial / SUMS, "".join(f"{files[name]}  {name}\n" for name in sorted(files)).encode())
     for folder in {partial, *(partial / s for s in slugs)}:
-        _fsync_dir(folder)
+        fsync_dir(folder)
     (partial / _MARKER).unlink()
     _put_in_place(partial, target)
     return summary
@@ -311,14 +311,6 @@ def _write(path: Path, data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _put_in_place(partial: Path, target: Path) -> None:
     """Rename the finished pack to DIR; a previous pack is moved aside first and removed once the new one is in."""
     if target.is_dir() and not any(target.iterdir()):
@@ -328,7 +320,7 @@ def _put_in_place(partial: Path, target: Path) -> None:
         old = target.with_name(f"{target.name}.replaced-{os.getpid()}")
         target.rename(old)
     partial.rename(target)
-    _fsync_dir(target.parent)
+    fsync_dir(target.parent)
     if old is not None:
         shutil.rmtree(old)
 

@@ -70,7 +70,7 @@ class DiskPhotoStore:
             except BaseException:
                 Path(tmp).unlink(missing_ok=True)
                 raise
-            _fsync_dir(target.parent)
+            fsync_dir(target.parent)
         except OSError as exc:
             raise PhotoStoreError(f"cannot keep photo {sha256[:12]}… in {self.root}: {exc}") from exc
         return True
@@ -87,7 +87,8 @@ class DiskPhotoStore:
         return data
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
+    """Make a rename or a new file in `path` survive a power cut (the folder's entry, not only the file)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

@@ -301,7 +301,7 @@ def test_a_cut_off_export_never_looks_finished_and_is_cleaned_up_by_the_next(
         raise KeyboardInterrupt  # the export is stopped while it writes the checksums
 
     pack = tmp_path / "pack"
-    monkeypatch.setattr(fieldpack, "_fsync_dir", cut_off)
+    monkeypatch.setattr(fieldpack, "fsync_dir", cut_off)
     assert _export(collector, dsn, pack) == 130
     assert not pack.exists()
     partial = tmp_path / "pack.partial"
