@@ -54,7 +54,9 @@ def _submit(driver, button) -> None:
 
     page = driver.find_element(By.TAG_NAME, "html")
     button.click()
-    WebDriverWait(driver, 15).until(expected_conditions.staleness_of(page))
+    wait = WebDriverWait(driver, 20)
+    wait.until(expected_conditions.staleness_of(page))
+    wait.until(lambda d: d.execute_script("return document.readyState") == "complete")  # not a page mid-load
 
 
 def _photos_loaded(driver, expected: int) -> bool:
