@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers.browser import headless_chromium
+from tests.helpers.browser import submit as _submit
 from tests.helpers.collector import in_process_collector, issue_token
 from tests.helpers.labelling import add_account, add_field_photo, labels
 
@@ -44,19 +45,6 @@ def _sign_in(driver, url: str, username: str) -> None:
     _submit(driver, driver.find_element(By.CSS_SELECTOR, "#login button[type=submit]"))
     assert driver.current_url.endswith("/label")
     assert driver.find_element(By.ID, "user").text == username
-
-
-def _submit(driver, button) -> None:
-    """Click, then wait until the next page replaced this one (the POST's 303 is followed)."""
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    page = driver.find_element(By.TAG_NAME, "html")
-    button.click()
-    wait = WebDriverWait(driver, 20)
-    wait.until(expected_conditions.staleness_of(page))
-    wait.until(lambda d: d.execute_script("return document.readyState") == "complete")  # not a page mid-load
 
 
 def _photos_loaded(driver, expected: int) -> bool:

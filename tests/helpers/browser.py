@@ -60,3 +60,20 @@ def headless_chromium(profile: Path, downloads: Path | None = None) -> Iterator[
         yield driver
     finally:
         driver.quit()
+
+
+def submit(driver: Any, button: Any) -> None:
+    """Click a form's button, then wait for the next page to replace this one and finish loading.
+
+    Waiting only for the old page to go left a half-loaded next page, whose nodes then vanished
+    under the test (CI met it).
+    """
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    page = driver.find_element(By.TAG_NAME, "html")
+    button.click()
+    wait = WebDriverWait(driver, 20)
+    wait.until(expected_conditions.staleness_of(page))
+    wait.until(lambda d: d.execute_script("return document.readyState") == "complete")

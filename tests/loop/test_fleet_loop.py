@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 from tests.helpers.browser import headless_chromium
+from tests.helpers.browser import submit as _submit
 from tests.helpers.collector import in_process_collector, issue_token, write_token
 from tests.helpers.figures import report_figure
 from tests.helpers.labelling import add_account
@@ -144,18 +145,6 @@ def _base(dsn: str) -> dict[str, int]:
         records = conn.execute("SELECT count(*) FROM diagnoses").fetchone()[0]
         labelled = conn.execute("SELECT count(DISTINCT photo_sha256) FROM labels").fetchone()[0]
     return {"photos": photos, "distinct": distinct, "records": records, "labelled": labelled}
-
-
-def _submit(driver, button) -> None:
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    page = driver.find_element(By.TAG_NAME, "html")
-    button.click()
-    wait = WebDriverWait(driver, 20)
-    wait.until(expected_conditions.staleness_of(page))
-    wait.until(lambda d: d.execute_script("return document.readyState") == "complete")  # not a page mid-load
 
 
 def _sign_in(driver, url: str, username: str) -> None:
