@@ -69,11 +69,26 @@ def submit(driver: Any, button: Any) -> None:
     under the test (CI met it).
     """
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.ui import WebDriverWait
 
     page = driver.find_element(By.TAG_NAME, "html")
     button.click()
     wait = WebDriverWait(driver, 20)
-    wait.until(expected_conditions.staleness_of(page))
+    wait.until(lambda d: _gone(page))
     wait.until(lambda d: d.execute_script("return document.readyState") == "complete")
+
+
+def _gone(element: Any) -> bool:
+    """The page holding `element` was replaced. Mid-navigation Chromium may answer "node does not
+    belong to the document" instead of a stale reference (CI met it): that too means gone."""
+    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
+
+    try:
+        element.is_enabled()
+    except StaleElementReferenceException:
+        return True
+    except WebDriverException as exc:
+        if "does not belong to the document" in str(exc):
+            return True
+        raise
+    return False
