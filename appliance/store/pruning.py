@@ -1,7 +1,8 @@
 """Free space on the SD card by deleting exported photos: the store's own rows and files, so the store's SQL.
 
 Only a photo whose diagnosis has been exported (written to a stick and read back there) may be
-deleted, oldest first, and the row keeps a note of it (photo_pruned_at) so an export or the
+deleted, oldest first, those base already holds (or will never ask for) before those still
+waiting to be sent, and the row keeps a note of it (photo_pruned_at) so an export or the
 history can say "pruned" instead of "missing". The row itself is never deleted. The row is
 marked before the file is removed: a power cut in between leaves a marked photo still on
 disk, which the next prune removes; never an unmarked photo that has vanished. When to prune
@@ -25,6 +26,9 @@ from appliance.store.sqlite_store import connect
 
 PHOTO_PRUNED_COLUMN = "photo_pruned_at"  # added by store migration 3
 _BATCH = 200
+# 1 while base has not settled the full photo (neither sent nor skipped): such photos go last,
+# since the agronomist may still need them (store migration 5).
+_WAITING_FOR_BASE = "NOT EXISTS (SELECT 1 FROM photo_uploads u WHERE u.diagnosis_id = diagnoses.id)"
 
 
 @dataclass(frozen=True)
@@ -42,7 +46,8 @@ class PruneReport:
 def prune_exported_photos(store: Any, keep_free_bytes: int, *, now: datetime | None = None) -> PruneReport:
     """Delete exported photos, oldest first, until `keep_free_bytes` are free or none is left to delete.
 
-    Unexported photos are never touched; each pruned row keeps when (photo_pruned_at).
+    Unexported photos are never touched; photos waiting to be sent to base go last; each pruned
+    row keeps when (photo_pruned_at).
     """
     free = store.free_bytes()
     if free >= keep_free_bytes:
@@ -76,7 +81,7 @@ def _mark_batch(conn: sqlite3.Connection, data_dir: Path, wanted: int, stamp: st
     try:
         rows = conn.execute(
             f"SELECT id, photo_path FROM diagnoses WHERE exported_at IS NOT NULL AND {PHOTO_PRUNED_COLUMN} IS NULL "
-            f"ORDER BY rowid LIMIT {_BATCH}"
+            f"ORDER BY {_WAITING_FOR_BASE}, rowid LIMIT {_BATCH}"
         ).fetchall()
         chosen: list[tuple[str, str]] = []
         total = 0

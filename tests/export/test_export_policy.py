@@ -69,6 +69,23 @@ def test_prune_deletes_only_exported_photos_oldest_first_and_records_it(metered:
     assert metered.count() == 6  # rows are never deleted
 
 
+def test_prune_keeps_photos_still_waiting_to_go_to_base_until_last(metered: MeteredStore) -> None:
+    """A photo base has not settled yet (sent or skipped) is the one the agronomist may still need."""
+    ids = fill(metered, 5, size=10_000)
+    metered.mark_exported(ids, "stick-1", "x", WHEN)
+    metered.mark_synced(ids[:4], WHEN)  # ids[4]: its record has not reached base yet
+    metered.mark_photo_sent(ids[1], "stored", 10_000, WHEN)
+    metered.mark_photos_skipped([ids[3]], "not wanted", WHEN)  # ids[0], ids[2]: waiting to be sent
+    metered.capacity = 50_000 + 5_000
+    report = prune_exported_photos(metered, 24_000, now=WHEN)  # two 10 kB photos must go
+    assert report.pruned == 2
+    kept = [metered.photo_file(metered.get(i)).exists() for i in ids]
+    assert kept == [True, False, True, False, True]
+
+    assert prune_exported_photos(metered, 45_000, now=WHEN).pruned == 2  # then the oldest waiting ones
+    assert [metered.photo_file(metered.get(i)).exists() for i in ids] == [False, False, False, False, True]
+
+
 def test_nothing_is_pruned_while_there_is_room(metered: MeteredStore) -> None:
     ids = fill(metered, 2, size=10_000)
     metered.mark_exported(ids, "stick-1", "x", WHEN)
