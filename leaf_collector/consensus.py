@@ -3,6 +3,10 @@
 A photo counts only when every label given to it is the same (one label is enough): a photo two
 people see differently is a question for them, not a lesson for the model. "Unusable" teaches
 nothing and is left out; the two other marks name the model's own classes for them.
+
+Its background (the leaf on the plant, or picked and laid on paper or cloth) is agreed the same
+way among those who said one; not saying is no vote. It is what lets a before/after show a model
+that learned "paper means disease" (issue 9's shortcut) instead of a disease.
 """
 
 from __future__ import annotations
@@ -13,10 +17,13 @@ from typing import Literal
 
 UNUSABLE = "unusable"
 MARK_CLASSES = {"not_a_leaf": "background__no_leaf", "other_plant": "other__plant"}
+# The training pipeline's words for a field photo's background (models/pipeline/split.Entry.background).
+BACKGROUNDS = ("natural", "plain")
 
 # One row per labelled photo: its labels in the order of who gave them (the same order as the names).
 LABELS_BY_PHOTO = """
-SELECT photo_sha256, array_agg(username ORDER BY username) AS labellers, array_agg(label ORDER BY username) AS given
+SELECT photo_sha256, array_agg(username ORDER BY username) AS labellers, array_agg(label ORDER BY username) AS given,
+       array_agg(background ORDER BY username) AS backgrounds
 FROM labels GROUP BY photo_sha256
 """
 
@@ -46,3 +53,9 @@ def consensus(given: Sequence[str]) -> Consensus:
     if label == UNUSABLE:
         return Consensus("unusable", "", len(given), agreeing)
     return Consensus("agreed", MARK_CLASSES.get(label, label), len(given), agreeing)
+
+
+def agreed_background(said: Sequence[str | None]) -> str:
+    """The background everyone who said one agrees on; "" when nobody said or two people differ."""
+    named = {b for b in said if b}
+    return named.pop() if len(named) == 1 else ""

@@ -1,8 +1,8 @@
 """`leaf-collector export-field-pack DIR`: the labelled field photos as a folder the training pipeline reads.
 
 DIR/<slug>/<sha256>.jpg like ../shared/data/plantvillage, with classes.csv (counts per class and
-part), provenance.csv (where each photo came from, what the device said, who labelled it and
-how far they agreed), pack.json (format, counts, the held-out rule) and SHA256SUMS over every
+part), provenance.csv (where each photo came from, what the device said, who labelled it, how
+far they agreed, and the background they saw), pack.json (format, counts, the held-out rule) and SHA256SUMS over every
 other file (`sha256sum -c SHA256SUMS` checks a copy).
 
 The held-out part depends on a photo's own checksum and nothing else, so a photo never changes
@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from leaf_collector import __version__
-from leaf_collector.consensus import LABELS_BY_PHOTO, MARK_CLASSES, consensus
+from leaf_collector.consensus import BACKGROUNDS, LABELS_BY_PHOTO, MARK_CLASSES, agreed_background, consensus
 from leaf_collector.errors import CollectorFailure
 from leaf_collector.fieldfigures import outcome
 from leaf_collector.page import iso
@@ -51,7 +51,8 @@ HELD_OUT_RULE: dict[str, Any] = {
 }
 CONSENSUS_RULE = (
     "a photo is exported when every label given to it is the same (one label is enough); photos whose labels "
-    "differ are left out as disagreements; 'unusable' is left out; not_a_leaf and other_plant name classes"
+    "differ are left out as disagreements; 'unusable' is left out; not_a_leaf and other_plant name classes; "
+    f"its background ({' or '.join(BACKGROUNDS)}) is the one every labeller who said one agrees on, else empty"
 )
 PROVENANCE_COLUMNS = (
     "sha256",
@@ -70,6 +71,7 @@ PROVENANCE_COLUMNS = (
     "labellers",  # ";"-separated, in the same order as labels
     "labels",
     "agreement",  # labels naming the class / labels given
+    "background",  # natural (on the plant) / plain (picked, on paper or cloth) as the labellers agree; "": not said
 )
 
 
@@ -86,8 +88,8 @@ def is_held_out(sha256: str) -> bool:
 # to arrive naming it: labelling._NAMED), in one statement so the export is one consistent snapshot.
 _LABELLED = f"""
 WITH given AS ({LABELS_BY_PHOTO})
-SELECT g.photo_sha256, g.labellers, g.given, f.device_id AS sender, d.id, d.device_id, d.created_at, d.verdict,
-       d.reason, d.top1_slug, d.top1_probability, d.crops
+SELECT g.photo_sha256, g.labellers, g.given, g.backgrounds, f.device_id AS sender, d.id, d.device_id, d.created_at,
+       d.verdict, d.reason, d.top1_slug, d.top1_probability, d.crops
 FROM given g JOIN field_photos f ON f.sha256 = g.photo_sha256
 LEFT JOIN LATERAL (SELECT * FROM diagnoses x WHERE x.photo_sha256 = g.photo_sha256
                    ORDER BY x.received_at, x.id LIMIT 1) d ON true
@@ -139,9 +141,8 @@ class Summary:
 
 def read_plan(conn: psycopg.Connection) -> Plan:
     plan = Plan()
-    for sha, labellers, given, sender, diagnosis_id, device, created, verdict, reason, top1, p, crops in conn.execute(
-        _LABELLED
-    ).fetchall():
+    rows = conn.execute(_LABELLED).fetchall()
+    for sha, labellers, given, said, sender, diagnosis_id, device, created, verdict, reason, top1, p, crops in rows:
         plan.labelled += 1
         agreed = consensus(given)
         if agreed.kind == "disagreement":
@@ -168,6 +169,7 @@ def read_plan(conn: psycopg.Connection) -> Plan:
             labellers=";".join(labellers),
             labels=";".join(given),
             agreement=agreed.agreement,
+            background=agreed_background(said),
         )
         plan.photos.append(photo)
     plan.photos.sort(key=lambda ph: (ph.slug, ph.sha256))

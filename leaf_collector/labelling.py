@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     import psycopg
 
 MARKS = {"not_a_leaf": "Not a leaf", "other_plant": "Other plant", "unusable": "Unusable photo"}
+# consensus.BACKGROUNDS in words, as the labelling page asks it.
+BACKGROUND_WORDS = {"natural": "On the plant", "plain": "Picked: on paper, cloth or a table"}
 CLASS_SLUG = re.compile(r"[a-z0-9_]+__[a-z0-9_]+")
 _SLUG_SQL = "^[a-z0-9_]+__[a-z0-9_]+$"
 
@@ -115,20 +117,21 @@ def photo_exists(conn: psycopg.Connection, sha256: str) -> bool:
     return conn.execute("SELECT 1 FROM field_photos WHERE sha256 = %s", (sha256,)).fetchone() is not None
 
 
-def store_label(conn: psycopg.Connection, sha256: str, username: str, label: str) -> None:
-    """One label per photo and person: labelling again replaces that person's earlier label."""
+def store_label(conn: psycopg.Connection, sha256: str, username: str, label: str, background: str | None) -> None:
+    """One label per photo and person: labelling again replaces that person's earlier label and background."""
     with conn.transaction():
         conn.execute(
             """
-            INSERT INTO labels (photo_sha256, username, label, labelled_at) VALUES (%s, %s, %s, now())
-            ON CONFLICT (photo_sha256, username) DO UPDATE SET label = excluded.label, labelled_at = now()
+            INSERT INTO labels (photo_sha256, username, label, background, labelled_at) VALUES (%s, %s, %s, %s, now())
+            ON CONFLICT (photo_sha256, username)
+            DO UPDATE SET label = excluded.label, background = excluded.background, labelled_at = now()
             """,
-            (sha256, username, label),
+            (sha256, username, label, background),
         )
 
 
 def disagreements(conn: psycopg.Connection, limit: int = 200) -> list[dict[str, Any]]:
-    """Photos whose labels differ, most recently labelled first, each with who said what and when."""
+    """Photos whose labels differ, most recently labelled first: who said what, where the leaf is, and when."""
     cur = conn.execute(
         f"""
         WITH named AS ({_NAMED}),
@@ -137,7 +140,8 @@ def disagreements(conn: psycopg.Connection, limit: int = 200) -> list[dict[str, 
             GROUP BY photo_sha256 HAVING count(DISTINCT label) > 1
         )
         SELECT n.*, s.last,
-               (SELECT jsonb_agg(jsonb_build_array(l.username, l.label, l.labelled_at) ORDER BY l.labelled_at)
+               (SELECT jsonb_agg(jsonb_build_array(l.username, l.label, l.labelled_at, l.background)
+                                 ORDER BY l.labelled_at)
                 FROM labels l WHERE l.photo_sha256 = s.photo_sha256) AS said
         FROM split s JOIN named n ON n.sha256 = s.photo_sha256
         ORDER BY s.last DESC, n.sha256 LIMIT %s
@@ -146,7 +150,7 @@ def disagreements(conn: psycopg.Connection, limit: int = 200) -> list[dict[str, 
     )
     items = [_decode(r) for r in _rows(cur)]
     for item in items:
-        item["said"] = [(who, label, datetime.fromisoformat(when)) for who, label, when in item["said"]]
+        item["said"] = [(who, label, datetime.fromisoformat(when), bg) for who, label, when, bg in item["said"]]
     return items
 
 

@@ -10,6 +10,7 @@ from datetime import datetime
 from html import escape
 from typing import Any
 
+from leaf_collector import labelling
 from leaf_collector.labelling import MARKS, ClassName, derived_name, label_text
 from leaf_collector.page import _STYLE, iso
 from leaf_wire import reasons
@@ -23,6 +24,8 @@ button.confirm{background:#2e6b1f;color:#fff;border:0;border-radius:5px}
 .error{background:#fde8e8;color:#8a1111;padding:.5em .9em;border-radius:6px}
 nav{display:flex;gap:1.2em;align-items:center;margin:.3em 0 1em}label{display:block;margin:.4em 0}
 input[type=text],input[type=password]{font:inherit;padding:.3em;width:18em}
+fieldset.background{border:1px solid #ccc;border-radius:6px;margin:0 0 .6em;padding:.3em .8em}
+label.inline{display:inline;margin:0 1em 0 0}
 """
 
 # What "confirm" means when the device gave no class: its refusal stated as a mark.
@@ -138,18 +141,29 @@ def _photo_img(sha: str) -> str:
     return f'<img src="/label/photos/{escape(sha)}.jpg" alt="field photo {escape(sha[:12])}" loading="lazy">'
 
 
-def _label_forms(item: dict[str, Any], names: dict[str, ClassName], csrf: str) -> str:
+def _background_choice(sha: str) -> str:
+    """Where the leaf is: optional, "not said" checked, so a quick label stays one click."""
+    choices = [*labelling.BACKGROUND_WORDS.items(), ("", "Can't tell")]
+    radios = "".join(
+        f'<label class="inline"><input type="radio" name="background" value="{escape(value)}"'
+        f"{' checked' if not value else ''}> {escape(text)}</label>"
+        for value, text in choices
+    )
+    return f'<fieldset class="background" id="background-{sha}"><legend>Where is the leaf?</legend>{radios}</fieldset>'
+
+
+def _label_form(item: dict[str, Any], names: dict[str, ClassName], csrf: str) -> str:
+    """One form per photo: the background, then a quick button or a chosen class (the button's value wins)."""
     sha = escape(item["sha256"])
-    action = f"/label/{sha}"
     confirm = confirm_label(item, names)
     buttons = ""
     if confirm is not None:
         buttons += (
-            f'<button class="confirm" type="submit" name="label" value="{escape(confirm)}">'
+            f'<button class="confirm" type="submit" name="label" value="{escape(confirm)}" formnovalidate>'
             f"Confirm: {escape(label_text(confirm, names))}</button>"
         )
     buttons += "".join(
-        f'<button type="submit" name="label" value="{escape(mark)}">{escape(text)}</button>'
+        f'<button type="submit" name="label" value="{escape(mark)}" formnovalidate>{escape(text)}</button>'
         for mark, text in MARKS.items()
     )
     groups: dict[str, list[ClassName]] = {}
@@ -162,10 +176,10 @@ def _label_forms(item: dict[str, Any], names: dict[str, ClassName], csrf: str) -
         for crop, members in groups.items()
     )
     return (
-        f'<form class="quick" method="post" action="{action}">{_csrf(csrf)}{buttons}</form>'
-        f'<form class="choose" method="post" action="{action}">{_csrf(csrf)}'
-        f'<select name="label" required><option value="">The right class…</option>{options}</select>'
-        f'<button type="submit">Save this class</button></form>'
+        f'<form class="label" method="post" action="/label/{sha}">{_csrf(csrf)}{_background_choice(sha)}'
+        f'<div class="quick">{buttons}</div>'
+        f'<div class="choose"><select name="class" required><option value="">The right class…</option>{options}'
+        f'</select><button class="choose" type="submit" name="label" value="">Save this class</button></div></form>'
     )
 
 
@@ -191,7 +205,7 @@ def queue_page(
         sections.append(
             f'<section class="photo" id="photo-{escape(item["sha256"])}">'
             f"<div>{_photo_img(item['sha256'])}</div>"
-            f"<div>{tag}{_facts(item, names)}{_label_forms(item, names, csrf)}</div></section>"
+            f"<div>{tag}{_facts(item, names)}{_label_form(item, names, csrf)}</div></section>"
         )
     body = "".join(sections) or '<p class="muted" id="empty">Nothing left to label. Thank you.</p>'
     return _document(
@@ -211,13 +225,15 @@ def disagreements_page(
     sections = []
     for item in items:
         said = "".join(
-            f"<tr><td>{escape(who)}</td><td>{escape(label_text(label, names))}</td><td>{escape(iso(when))}</td></tr>"
-            for who, label, when in item["said"]
+            f"<tr><td>{escape(who)}</td><td>{escape(label_text(label, names))}</td>"
+            f"<td>{escape(labelling.BACKGROUND_WORDS.get(bg or '', 'not said'))}</td><td>{escape(iso(when))}</td></tr>"
+            for who, label, when, bg in item["said"]
         )
         sections.append(
             f'<section class="photo" id="photo-{escape(item["sha256"])}">'
             f"<div>{_photo_img(item['sha256'])}</div><div>{_facts(item, names)}"
-            f'<table class="said"><thead><tr><th>Who</th><th>Label</th><th>When (UTC)</th></tr></thead>'
+            f'<table class="said"><thead><tr><th>Who</th><th>Label</th><th>Where the leaf is</th>'
+            f"<th>When (UTC)</th></tr></thead>"
             f"<tbody>{said}</tbody></table></div></section>"
         )
     body = "".join(sections) or '<p class="muted" id="empty">No disagreements.</p>'

@@ -255,8 +255,18 @@ class LabelWeb:
 
     def _label(self, environ: dict[str, Any], start_response: StartResponse, sha: str) -> Iterable[bytes]:
         _, session, form = self._writer(environ)
-        label = form.get("label", "")
+        label = form.get("label", "") or form.get("class", "")  # a quick button's value, else the chosen class
+        background = form.get("background", "")
         back = {"link": "/label", "link_text": "Back to the queue"}
+        if background and background not in labelling.BACKGROUND_WORDS:
+            raise _Stop(
+                "400 Bad Request",
+                labelpages.message_page(
+                    "Not a background",
+                    f"{background!r} is not one of {', '.join(labelling.BACKGROUND_WORDS)}; nothing was stored.",
+                    **back,
+                ),
+            )
         if label not in labelling.MARKS and label not in self.db.call(labelling.vocabulary):
             raise _Stop(
                 "400 Bad Request",
@@ -271,8 +281,8 @@ class LabelWeb:
                 "404 Not Found",
                 labelpages.message_page("No such photo", "There is no field photo with this checksum.", **back),
             )
-        self.db.call(labelling.store_label, sha, session.username, label)
-        log.info("%s labelled %s… as %s", session.username, sha[:12], label)
+        self.db.call(labelling.store_label, sha, session.username, label, background or None)
+        log.info("%s labelled %s… as %s (background %s)", session.username, sha[:12], label, background or "not said")
         return _html(start_response, "303 See Other", "", [("Location", "/label")])
 
     def _jpeg(self, start_response: StartResponse, data: bytes | None) -> Iterable[bytes]:

@@ -138,11 +138,18 @@ CREATE TABLE labels (
 CREATE INDEX labels_photo ON labels (photo_sha256);
 """
 
+# Where the leaf was when photographed, said by the person labelling (NULL: not said). Issue 9's
+# shortcut: a model can learn "paper means disease"; a before/after split by background shows it.
+_V5 = """
+ALTER TABLE labels ADD COLUMN background text CHECK (background IS NULL OR background IN ('natural', 'plain'));
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "devices, diagnoses and photos", _V1),
     Migration(2, "verdict 'unknown' and the crops a diagnosis chose among", _V2),
     Migration(3, "records whose device clock cannot be right: flagged, sorted by arrival", _V3),
     Migration(4, "field photos by checksum, per-device photo quota, accounts, sessions and labels", _V4),
+    Migration(5, "the background a labeller saw: natural (on the plant) or plain (picked, on paper or cloth)", _V5),
 )
 
 _LEDGER = """

@@ -126,6 +126,14 @@ def _counts(r: dict) -> str:
     return " | ".join(f"{r[k]} ({r[k] / n * 100:.0f}%)" if n else "-" for k in ("right", "refused", "unknown", "wrong"))
 
 
+# A field-pack photo's background (pipeline/fieldpack.py) as a row of the card's before/after table.
+_BACKGROUND_ROWS = {
+    "natural": "on the plant",
+    "plain": "picked, on paper or cloth",
+    "field": "background not said",
+}
+
+
 def field_pack(cmp: dict) -> str:
     """The card's "Field pack: before / after" section, from build's field-pack-comparison.json."""
     before, after = cmp["before"], cmp["after"]
@@ -142,6 +150,12 @@ def field_pack(cmp: dict) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     rows = [("all classes", before["field"], after["field"])]
+    by_background = before.get("field_by_background", {})  # older comparisons have none
+    rows += [
+        (words, by_background[bg], after["field_by_background"][bg])
+        for bg, words in _BACKGROUND_ROWS.items()
+        if bg in by_background
+    ]
     rows += [(f"`{slug}`", r, after["field_per_class"][slug]) for slug, r in before["field_per_class"].items()]
     for name, b, a in rows:
         out.append(f"| {name} | {b['photos']} | before ({before['version']}) | {_counts(b)} |")

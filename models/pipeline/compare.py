@@ -3,7 +3,10 @@
 Each photo goes through the device's own path and verdict rule (evaluate.verdicts, evaluate.outcome),
 with the crop unknown (every crop), as a device with no `crops` setting answers. The candidate is
 worse, and is not shipped, when on the held-out field photos it gets fewer right or more wrong, or
-when its lab test-split leaf top-1 is lower: no margin, one photo counts.
+when its lab test-split leaf top-1 is lower: no margin, one photo counts. The same holds on the
+held-out photos whose labellers saw the leaf on the plant: a candidate that gains on picked leaves
+on paper and loses on the tree has learned the background, not the disease, and is refused even
+when its total is better.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from appliance.classifier import OnnxClassifier
 from appliance.labels import is_crop_class
 
 from . import evaluate, split
+
+ON_PLANT = "natural"  # split.Entry.background of a leaf photographed on the plant
 
 
 def _outcomes(got: list[str]) -> dict:
@@ -38,6 +43,10 @@ def judge(model: Path, held_out: list[split.Entry], pack_root: Path, lab: list[s
         slug: _outcomes([g for e, g in zip(held_out, got, strict=True) if e.slug == slug])
         for slug in sorted({e.slug for e in held_out})
     }
+    out["field_by_background"] = {
+        bg: _outcomes([g for e, g in zip(held_out, got, strict=True) if e.background == bg])
+        for bg in sorted({e.background for e in held_out})
+    }
     lacking = sorted({e.slug for e in lab} - set(info.classes))
     if lacking:
         raise SystemExit(f"{model}: lacks the lab class(es) {', '.join(lacking)}; it cannot be compared")
@@ -60,11 +69,17 @@ def judge(model: Path, held_out: list[split.Entry], pack_root: Path, lab: list[s
 def worse(before: dict, after: dict) -> list[str]:
     """Why ``after`` must not replace ``before`` (empty: it may)."""
     reasons = []
-    b, a = before["field"], after["field"]
-    if a["right"] < b["right"]:
-        reasons.append(f"held-out field photos right: {a['right']} < {b['right']} of {a['photos']}")
-    if a["wrong"] > b["wrong"]:
-        reasons.append(f"held-out field photos wrong: {a['wrong']} > {b['wrong']} of {a['photos']}")
+    on_plant = tuple(side.get("field_by_background", {}).get(ON_PLANT) for side in (before, after))
+    for what, b, a in (
+        ("held-out field photos", before["field"], after["field"]),
+        ("held-out field photos on the plant", *on_plant),
+    ):
+        if not a or not b:
+            continue
+        if a["right"] < b["right"]:
+            reasons.append(f"{what} right: {a['right']} < {b['right']} of {a['photos']}")
+        if a["wrong"] > b["wrong"]:
+            reasons.append(f"{what} wrong: {a['wrong']} > {b['wrong']} of {a['photos']}")
     bl, al = before["lab"], after["lab"]
     if al["leaf_photos"] and al["leaf_right"] < bl["leaf_right"]:
         reasons.append(

@@ -6,9 +6,12 @@ DIR/SHA256SUMS (every other file, `sha256sum -c` format) and DIR/pack.json (form
 held-out rule). The held-out part is recomputed here from each photo's own sha256 and checked
 against the pack, so neither a bad export nor a hand edit can move a photo into training.
 
-The train part goes to the train split, except a seeded hash share to val (VAL_SHARE), so
-early stopping, temperature and threshold also see field photos from the fleet. The held-out
-part goes to its own split, HELD_OUT, which no training or tuning step reads (guard_held_out).
+A photo's background, where its labellers said one, becomes its Entry's (natural / plain), so a
+picked leaf on paper gets the same background swap as a lab photo and the before/after can be read
+by background; unsaid, it is "field". The train part goes to the train split, except a seeded hash
+share to val (VAL_SHARE), so early stopping, temperature and threshold also see field photos from
+the fleet. The held-out part goes to its own split, HELD_OUT, which no training or tuning step
+reads (guard_held_out).
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ VAL_SHARE = 0.15
 PARTS = ("train", "held_out")
 SUMS = "SHA256SUMS"
 PROVENANCE_NEEDS = ("sha256", "slug", "part")
+BACKGROUNDS = ("natural", "plain", "")  # provenance.csv's background column; a pack without it says ""
+UNSAID = "field"  # split.Entry.background of a field photo whose background nobody said
 MAX_LISTED = 10  # problems named in one error message
 
 
@@ -58,6 +63,7 @@ class PackPhoto:
     file: str  # relative to the pack folder
     device_id: str = ""
     agreement: str = ""
+    background: str = ""  # natural | plain as the labellers agreed; "" when not said (older packs too)
 
 
 @dataclass(frozen=True)
@@ -187,7 +193,11 @@ def read_pack(root: Path, known_slugs: set[str] | list[str]) -> FieldPack:
         if part != expected:
             problems.append(f"{name}: provenance.csv says {part}, the held-out rule says {expected}")
             continue
-        photos.append(PackPhoto(sha, slug, part, name, r.get("device_id", ""), r.get("agreement", "")))
+        background = (r.get("background") or "").strip()
+        if background not in BACKGROUNDS:
+            problems.append(f"{name}: background {background!r} is none of {', '.join(map(repr, BACKGROUNDS))}")
+            continue
+        photos.append(PackPhoto(sha, slug, part, name, r.get("device_id", ""), r.get("agreement", ""), background))
     named = {p.file for p in photos} | {by_stem.get((r["slug"].strip(), r["sha256"].strip().lower())) for r in rows}
     problems += [f"{name}: a photo not in provenance.csv" for name in sorted(set(by_stem.values()) - named)]
     _fail(f"{root}: provenance.csv does not match the photos", problems)
@@ -228,7 +238,7 @@ def entries(pack: FieldPack, seed: int) -> list[Entry]:
             side = HELD_OUT
         else:
             side = "val" if assign_split(p.sha256, seed, val=VAL_SHARE, test=0.0) == "val" else "train"
-        out.append(Entry(side, p.slug, p.file, p.sha256, SOURCE, p.slug, "field", p.sha256))
+        out.append(Entry(side, p.slug, p.file, p.sha256, SOURCE, p.slug, p.background or UNSAID, p.sha256))
     return out
 
 

@@ -1,12 +1,13 @@
 """A field pack made from ../shared/data/field as if an agronomist had labelled it at base (issue 13's full run).
 
-Each photo's label is its folder's class. The pack is written by the collector's own writer
-(`leaf_collector.fieldpack.write_pack`), so its layout, checksums and held-out rule are exactly
-what `leaf-collector export-field-pack` writes. One thing is stricter than an export from base:
-the shipped model was trained on this folder's train and val splits (models/split-manifest.csv),
-so a photo the pack's rule holds out is kept only when the manifest put it in the test split,
-and a photo the rule would train on only when the manifest did not. The held-out part is then
-a part no model here has seen, and the before/after on it is fair to both.
+Each photo's label is its folder's class, its background the one images.csv gives. The pack is
+written by the collector's own writer (`leaf_collector.fieldpack.write_pack`), so its layout,
+checksums and held-out rule are exactly what `leaf-collector export-field-pack` writes. One thing
+is stricter than an export from base: the shipped model was trained on this folder's train and
+val splits (models/split-manifest.csv), so a photo the pack's rule holds out is kept only when the
+manifest put it in the test split, and a photo the rule would train on only when the manifest did
+not. The held-out part is then a part no model here has seen, and the before/after on it is fair
+to both.
 
     python -m models.pipeline.shared_field_pack OUT_DIR [--data ../shared/data] [--manifest models/split-manifest.csv]
 """
@@ -73,6 +74,7 @@ def plan_from_manifest(data: Path, manifest: Path) -> tuple[fieldpack.Plan, Shar
                 "labellers": LABELLER,
                 "labels": row["slug"],
                 "agreement": "1/1",
+                "background": row["background"],  # the shared folder's images.csv, checked by eye
             }
         )
         plan.photos.append(photo)

@@ -24,9 +24,12 @@ def _accounts(dsn: str, *names: str) -> None:
             conn.execute("INSERT INTO accounts (username, password_hash) VALUES (%s, 'not-a-real-hash')", (name,))
 
 
-def _label(dsn: str, sha: str, username: str, label: str) -> None:
+def _label(dsn: str, sha: str, username: str, label: str, background: str | None = None) -> None:
     with connect(dsn) as conn:
-        conn.execute("INSERT INTO labels (photo_sha256, username, label) VALUES (%s, %s, %s)", (sha, username, label))
+        conn.execute(
+            "INSERT INTO labels (photo_sha256, username, label, background) VALUES (%s, %s, %s, %s)",
+            (sha, username, label, background),
+        )
 
 
 @pytest.fixture
@@ -52,16 +55,16 @@ def base(collector, dsn: str):
         "both_unusable": photo(8, top1_slug="tomato__late_blight"),
         "held2": photo(11, top1_slug="tomato__late_blight"),
     }  # fmt: skip
-    for who in ("alice", "bob"):
-        _label(dsn, p["agreed"]["sha"], who, "tomato__late_blight")
+    for who, background in (("alice", "natural"), ("bob", "plain")):  # the label agreed, the background not
+        _label(dsn, p["agreed"]["sha"], who, "tomato__late_blight", background)
         _label(dsn, p["both_unusable"]["sha"], who, "unusable")
-    _label(dsn, p["single"]["sha"], "alice", "potato__early_blight")
+    _label(dsn, p["single"]["sha"], "alice", "potato__early_blight", "plain")
     _label(dsn, p["split"]["sha"], "alice", "tomato__late_blight")
     _label(dsn, p["split"]["sha"], "bob", "tomato__leaf_mold")
     _label(dsn, p["unusable"]["sha"], "alice", "unusable")
     _label(dsn, p["no_leaf"]["sha"], "alice", "not_a_leaf")
     _label(dsn, p["other"]["sha"], "bob", "other_plant")
-    _label(dsn, p["held"]["sha"], "alice", "apple__healthy")
+    _label(dsn, p["held"]["sha"], "alice", "apple__healthy", "natural")
     _label(dsn, p["held2"]["sha"], "bob", "tomato__early_blight")
     return collector, p
 
@@ -148,6 +151,14 @@ def test_the_pack_holds_agreed_photos_in_slug_folders_with_classes_provenance_an
         "2/2",
     )
     assert agreed["outcome"] == "right"
+    assert {k: provenance[p[k]["sha"]]["background"] for k in expected} == {
+        "agreed": "",  # alice saw it on the plant, bob on paper: no background is claimed
+        "single": "plain",
+        "no_leaf": "",
+        "other": "",
+        "held": "natural",
+        "held2": "",
+    }
     single = provenance[p["single"]["sha"]]
     assert (single["labellers"], single["agreement"], single["outcome"]) == ("alice", "1/1", "wrong")
     assert single["top1_probability"] == "0.5500"
@@ -326,6 +337,15 @@ def test_outcomes_follow_the_training_pipelines_rule() -> None:
     assert outcome("unknown", "unknown_condition", "tomato__leaf_mold", "tomato__late_blight") == "unknown"
     assert outcome("unknown", "other_plant", "other__plant", "other__plant") == "right"
     assert outcome("unknown", "other_plant", "other__plant", "tomato__healthy") == "unknown"
+
+
+def test_a_background_is_agreed_by_those_who_said_one() -> None:
+    from leaf_collector.consensus import agreed_background
+
+    assert agreed_background(["natural", None]) == "natural"  # not saying is no vote
+    assert agreed_background(["plain", "plain"]) == "plain"
+    assert agreed_background(["natural", "plain"]) == ""
+    assert agreed_background([None, None]) == ""
 
 
 # ---------------------------------------------------------------- the page: models on the fleet

@@ -14,7 +14,7 @@ import pytest
 from leaf_collector import passwords
 from leaf_collector.loginlimit import LoginThrottle
 from tests.helpers.collector import PHOTOS, call, issue_token
-from tests.helpers.labelling import Browser, add_account, add_field_photo, labels
+from tests.helpers.labelling import Browser, add_account, add_field_photo, backgrounds, labels
 
 PASSWORD = "correct horse battery"
 
@@ -303,7 +303,7 @@ def test_the_queue_shows_the_hardest_first_and_what_the_device_said(base, dsn: s
     assert '<optgroup label="Potato"><option value="potato__early_blight">Potato: Early blight</option>' in html
     assert '<option value="potato__healthy">Potato: Healthy</option>' in html
     assert '<option value="tomato__leaf_mold">Tomato: Leaf mold</option>' in html
-    assert 'value="tomato__late_blight">Confirm: Tomato: Late blight</button>' in html
+    assert 'value="tomato__late_blight" formnovalidate>Confirm: Tomato: Late blight</button>' in html
 
     assert alice.label(photos[2]["sha"], "tomato__leaf_mold").status == 303
     assert photos[2]["sha"] not in _ids_in_queue(alice.get("/label").text)
@@ -330,19 +330,71 @@ def test_labelling_again_replaces_ones_own_label_and_bad_labels_store_nothing(ba
     assert labels(dsn) == [(sha, "alice", "unusable")]
 
 
+def test_the_background_is_stored_with_the_label_replaced_with_it_and_checked(base, dsn: str) -> None:
+    server, _, photos = base
+    alice = Browser(server.url)
+    alice.login("alice")
+    sha, other = photos[0]["sha"], photos[1]["sha"]
+    queue = alice.get("/label").text
+    assert f'id="background-{sha}"' in queue and 'value="natural"' in queue and 'value="plain"' in queue
+    assert alice.label(sha, "tomato__late_blight", background="plain").status == 303
+    assert alice.label(other, "", chosen="potato__early_blight", background="natural").status == 303  # the select
+    assert backgrounds(dsn) == sorted([(sha, "alice", "plain"), (other, "alice", "natural")])
+    assert alice.label(sha, "tomato__late_blight").status == 303  # again, not said this time
+    assert backgrounds(dsn) == sorted([(sha, "alice", None), (other, "alice", "natural")])
+    reply = alice.label(sha, "unusable", background="lab")
+    assert reply.status == 400 and "nothing was stored" in reply.text and "natural, plain" in reply.text
+    assert alice.label(sha, "", chosen="").status == 400  # "Save this class" with nothing chosen
+    assert labels(dsn) == sorted([(sha, "alice", "tomato__late_blight"), (other, "alice", "potato__early_blight")])
+
+
+def test_the_background_words_are_the_pipelines_backgrounds() -> None:
+    from leaf_collector.consensus import BACKGROUNDS
+    from leaf_collector.labelling import BACKGROUND_WORDS
+
+    assert tuple(BACKGROUND_WORDS) == BACKGROUNDS
+
+
+def test_a_v4_database_keeps_its_labels_and_they_say_no_background(postgres, monkeypatch) -> None:
+    import uuid
+
+    from leaf_collector import migrations
+    from leaf_collector.db import connect, migrate
+
+    url = postgres.create_database(f"t_{uuid.uuid4().hex[:12]}")
+    with monkeypatch.context() as patch:
+        patch.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:4])
+        assert migrate(url) == [1, 2, 3, 4]
+    sha = "ab" * 32
+    with connect(url) as conn:
+        conn.execute("INSERT INTO devices (device_id, issued_at) VALUES ('pi-old', now())")
+        conn.execute("INSERT INTO field_photos (sha256, bytes, device_id) VALUES (%s, 10, 'pi-old')", (sha,))
+        conn.execute("INSERT INTO accounts (username, password_hash) VALUES ('alice', 'x')")
+        conn.execute("INSERT INTO labels (photo_sha256, username, label) VALUES (%s, 'alice', 'unusable')", (sha,))
+    assert migrate(url) == [5]
+    assert backgrounds(url) == [(sha, "alice", None)]
+    import psycopg
+
+    with connect(url) as conn, pytest.raises(psycopg.errors.CheckViolation, match="labels_background_check"):
+        conn.execute("UPDATE labels SET background = 'lab'")
+
+
 def test_disagreements_show_who_said_what_and_when(base, dsn: str) -> None:
     server, _, photos = base
     alice, bob = Browser(server.url), Browser(server.url)
     alice.login("alice")
     bob.login("bob")
-    alice.label(photos[0]["sha"], "tomato__late_blight")
+    alice.label(photos[0]["sha"], "tomato__late_blight", background="natural")
     bob.label(photos[0]["sha"], "not_a_leaf")
     alice.label(photos[1]["sha"], "potato__early_blight")
     bob.label(photos[1]["sha"], "potato__early_blight")  # agreement is not listed
     html = bob.get("/label/disagreements").text
     assert _ids_in_queue(html) == [photos[0]["sha"]]
-    said = re.findall(r"<tr><td>(\w+)</td><td>([^<]+)</td><td>(\d{4}-[^<]+Z)</td></tr>", html)
-    assert [(who, what) for who, what, _ in said] == [("alice", "Tomato: Late blight"), ("bob", "Not a leaf")]
+    said = re.findall(r"<tr><td>(\w+)</td><td>([^<]+)</td><td>([^<]+)</td><td>(\d{4}-[^<]+Z)</td></tr>", html)
+    assert [(who, what, where) for who, what, where, _ in said] == [
+        ("alice", "Tomato: Late blight", "On the plant"),
+        ("bob", "Not a leaf", "not said"),
+    ]
     assert Browser(server.url).get("/label/disagreements").status == 303
 
 

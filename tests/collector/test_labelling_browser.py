@@ -16,7 +16,7 @@ import pytest
 from tests.helpers.browser import headless_chromium
 from tests.helpers.browser import submit as _submit
 from tests.helpers.collector import in_process_collector, issue_token
-from tests.helpers.labelling import add_account, add_field_photo, labels
+from tests.helpers.labelling import add_account, add_field_photo, backgrounds, labels
 
 
 @pytest.fixture
@@ -111,13 +111,18 @@ def test_two_people_label_in_chromium_and_their_disagreement_shows(driver, dsn: 
         _shot(driver, "label-queue")
 
         first = driver.find_element(By.ID, f"photo-{sure['sha']}")
+        first.find_element(By.CSS_SELECTOR, "input[name=background][value=plain]").click()  # a picked leaf
         _submit(driver, first.find_element(By.CSS_SELECTOR, "button.confirm"))  # "Confirm: Tomato: Late blight"
         assert driver.current_url.endswith("/label")
         assert not driver.find_elements(By.ID, f"photo-{sure['sha']}")
 
         second = driver.find_element(By.ID, f"photo-{unsure['sha']}")
-        Select(second.find_element(By.CSS_SELECTOR, "form.choose select")).select_by_visible_text("Potato: Late blight")
-        _submit(driver, second.find_element(By.CSS_SELECTOR, "form.choose button"))
+        save = second.find_element(By.CSS_SELECTOR, "button.choose")
+        save.click()  # nothing chosen yet: the browser keeps the form (the select is required) and nothing is stored
+        assert labels(dsn) == [(sure["sha"], "alice", "tomato__late_blight")]
+        Select(second.find_element(By.CSS_SELECTOR, "form.label select")).select_by_visible_text("Potato: Late blight")
+        second.find_element(By.CSS_SELECTOR, "input[name=background][value=plain]").click()
+        _submit(driver, save)
         assert len(driver.find_elements(By.CSS_SELECTOR, "section.photo")) == 1
         _submit(driver, driver.find_element(By.ID, "logout"))
         assert driver.current_url.endswith("/login")
@@ -129,7 +134,8 @@ def test_two_people_label_in_chromium_and_their_disagreement_shows(driver, dsn: 
         _submit(driver, driver.find_element(By.LINK_TEXT, "Disagreements"))
         rows = [r.text for r in driver.find_elements(By.CSS_SELECTOR, f"#photo-{sure['sha']} table.said tbody tr")]
         assert len(rows) == 2
-        assert rows[0].startswith("alice Tomato: Late blight 20") and rows[1].startswith("bob Not a leaf 20")
+        assert rows[0].startswith("alice Tomato: Late blight Picked: on paper, cloth or a table 20")
+        assert rows[1].startswith("bob Not a leaf not said 20")
         assert len(driver.find_elements(By.CSS_SELECTOR, "section.photo")) == 1 and _photos_loaded(driver, 1)
         _shot(driver, "label-disagreements")
         assert labels(dsn) == sorted(
@@ -139,6 +145,9 @@ def test_two_people_label_in_chromium_and_their_disagreement_shows(driver, dsn: 
                 (unsure["sha"], "alice", "potato__late_blight"),
             ]
         )
-        print("\nBROWSER chromium labelling: 2 accounts, 3 labels, 1 disagreement shown")
+        assert backgrounds(dsn) == sorted(
+            [(sure["sha"], "alice", "plain"), (sure["sha"], "bob", None), (unsure["sha"], "alice", "plain")]
+        )
+        print("\nBROWSER chromium labelling: 2 accounts, 3 labels with 2 backgrounds, 1 disagreement shown")
     finally:
         server.close()

@@ -354,7 +354,7 @@ def test_collector_migration_2_keeps_rows_and_moves_crops_out_of_extra(
                 " %s::jsonb)",
                 (rid, extra),
             )
-    assert migrate(url) == [2, 3, 4]
+    assert migrate(url) == [2, 3, 4, 5]
     assert migrate(url) == []
     with connect(url) as conn:
         got = {rid: (crops, extra) for rid, crops, extra in conn.execute("SELECT id, crops, extra FROM diagnoses")}

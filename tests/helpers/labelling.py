@@ -110,8 +110,10 @@ class Browser:
             self.csrf = hidden_csrf(self.get("/label").text)
         return reply
 
-    def label(self, sha: str, label: str, **kw: Any) -> Reply:
-        return self.post(f"/label/{sha}", {"csrf": self.csrf, "label": label}, **kw)
+    def label(self, sha: str, label: str, *, background: str = "", chosen: str = "", **kw: Any) -> Reply:
+        """POST the queue's form: a quick button's `label`, or "" with the select's `chosen` class."""
+        form = {"csrf": self.csrf, "label": label, "background": background, "class": chosen}
+        return self.post(f"/label/{sha}", form, **kw)
 
 
 def hidden_csrf(html: str) -> str:
@@ -125,3 +127,11 @@ def labels(dsn: str) -> list[tuple[str, str, str]]:
 
     with connect(dsn) as conn:
         return [tuple(r) for r in conn.execute("SELECT photo_sha256, username, label FROM labels ORDER BY 1, 2")]
+
+
+def backgrounds(dsn: str) -> list[tuple[str, str, str | None]]:
+    """(photo, who, background) for every label: None where the labeller did not say."""
+    from leaf_collector.db import connect
+
+    with connect(dsn) as conn:
+        return [tuple(r) for r in conn.execute("SELECT photo_sha256, username, background FROM labels ORDER BY 1, 2")]

@@ -157,8 +157,16 @@ def _sign_in(driver, url: str, username: str) -> None:
     assert driver.current_url.endswith("/label"), driver.page_source[:500]
 
 
-def _label_queue(driver, truth: dict[str, str], *, limit: int | None = None, second: bool = False) -> list[str]:
-    """Label what the queue shows, with the true class (by the photo's sha256); returns the shas labelled.
+def _manifest_backgrounds(shared_root: Path) -> dict[Path, str]:
+    """Each shared photo's background as the split manifest has it (field apple: natural or plain)."""
+    with (REPO / "models" / "split-manifest.csv").open(newline="", encoding="utf-8") as fh:
+        return {shared_root / row["file"]: row["background"] for row in csv.DictReader(fh)}
+
+
+def _label_queue(
+    driver, truth: dict[str, str], seen: dict[str, str], *, limit: int | None = None, second: bool = False
+) -> list[str]:
+    """Label what the queue shows, with the true class and background (by the photo's sha256); returns the shas.
 
     A true class the page does not offer (no device ever named it) is left for later: counted, not forced.
     """
@@ -178,17 +186,19 @@ def _label_queue(driver, truth: dict[str, str], *, limit: int | None = None, sec
         section = sections[0]
         sha = section.get_attribute("id").removeprefix("photo-")
         slug = truth[sha]
+        if seen.get(sha) in ("natural", "plain"):  # where the leaf is, as the agronomist sees it
+            section.find_element(By.CSS_SELECTOR, f"input[name=background][value={seen[sha]}]").click()
         if slug == OTHER_PLANT:  # the page's mark for a plant no crop of ours
             _submit(driver, section.find_element(By.XPATH, ".//button[@value='other_plant']"))
             done.append(sha)
             continue
-        select = Select(section.find_element(By.CSS_SELECTOR, "form.choose select"))
+        select = Select(section.find_element(By.CSS_SELECTOR, "form.label select"))
         values = [o.get_attribute("value") for o in select.options]
         if slug not in values:
             skipped.add(sha)
             continue
         select.select_by_value(slug)
-        _submit(driver, section.find_element(By.CSS_SELECTOR, "form.choose button"))
+        _submit(driver, section.find_element(By.CSS_SELECTOR, "button.choose"))
         done.append(sha)
     return done
 
@@ -208,6 +218,8 @@ def test_the_fleet_teaches_the_model(dsn: str, tmp_path: Path, shared_root: Path
             "pi-adviser-2": (photos[1::2], 'full_photos = "all"'),
         }
         truth: dict[str, str] = {}  # photo sha256 at base -> the folder's class
+        seen: dict[str, str] = {}  # photo sha256 at base -> its background in the shared folder's images.csv
+        background_of = _manifest_backgrounds(shared_root)
         wanted = 0
         for name, (shots, extra) in devices.items():
             config = _device(tmp_path, name, server.url, issue_token(dsn, name), shots, extra)
@@ -217,8 +229,9 @@ def test_the_fleet_teaches_the_model(dsn: str, tmp_path: Path, shared_root: Path
             assert f"sent {len(shots)}: {len(shots)} stored" in out, out
             records = _records(config)
             assert len(records) == len(shots)
-            for record, (_, slug) in zip(records, shots, strict=True):
+            for record, (path, slug) in zip(records, shots, strict=True):
                 truth[str(record["photo_sha256"])] = slug
+                seen[str(record["photo_sha256"])] = background_of[path]
             from appliance.config import load_config
             from appliance.sync.photo_policy import PhotoPolicy
 
@@ -241,11 +254,11 @@ def test_the_fleet_teaches_the_model(dsn: str, tmp_path: Path, shared_root: Path
 
             driver.set_window_size(1280, 1100)
             _sign_in(driver, server.url, "ana")
-            ana = _label_queue(driver, truth)
+            ana = _label_queue(driver, truth, seen)
             assert ana, "the queue offered no photo whose true class could be chosen"
             _submit(driver, driver.find_element(By.ID, "logout"))
             _sign_in(driver, server.url, "ben")
-            ben_agrees = _label_queue(driver, truth, limit=1, second=True)
+            ben_agrees = _label_queue(driver, truth, seen, limit=1, second=True)
             first = driver.find_elements(By.CSS_SELECTOR, "section.photo")
             disputed = next(
                 s for s in first if "Second opinion" in s.text and s.get_attribute("id")[6:] not in ben_agrees
@@ -274,6 +287,10 @@ def test_the_fleet_teaches_the_model(dsn: str, tmp_path: Path, shared_root: Path
         assert counts["exported"] == len(ana) - 1 and counts["disagreements"] == 1
         check = subprocess.run(["sha256sum", "--quiet", "-c", "SHA256SUMS"], cwd=pack, capture_output=True, text=True)
         assert check.returncode == 0, check.stdout + check.stderr
+        with (pack / "provenance.csv").open(newline="", encoding="utf-8") as fh:
+            exported = {r["sha256"]: r["background"] for r in csv.DictReader(fh)}
+        said = {sha: seen[sha] if seen[sha] in ("natural", "plain") else "" for sha in exported}
+        assert exported == said and {"natural", "plain"} <= set(said.values())  # the page's choice reached the pack
     finally:
         server.close()
 
@@ -288,6 +305,8 @@ def test_the_fleet_teaches_the_model(dsn: str, tmp_path: Path, shared_root: Path
     assert build.returncode == 3, build.stdout[-3000:] + build.stderr[-3000:]  # worse than the shipped model
     comparison = json.loads((out / "candidate" / "field-pack-comparison.json").read_text(encoding="utf-8"))
     assert not (out / "leafnet-int8.onnx").exists()  # nothing shipped
+    by_background = comparison["after"]["field_by_background"]  # the before/after, read by background
+    assert sum(r["photos"] for r in by_background.values()) == comparison["after"]["field"]["photos"]
     used = comparison["pack"]
     assert used["held_out"] == counts["held_out"] and used["train"] + used["val"] == counts["train"]
     report_figure(

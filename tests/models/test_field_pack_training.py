@@ -116,6 +116,30 @@ def test_a_pack_is_read_and_its_held_out_part_gets_its_own_split(pack):
     assert entries == fieldpack.entries(read, seed=7)
 
 
+def _rewrite_provenance(pack: Path, rows: list[dict[str, str]]) -> None:
+    with (pack / "provenance.csv").open("w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    write_sums(pack)
+
+
+def test_a_pack_without_backgrounds_says_field_and_the_labellers_background_is_kept(pack):
+    assert {e.background for e in fieldpack.entries(fieldpack.read_pack(pack, KNOWN), seed=7)} == {"field"}
+    rows = _rows(pack)
+    said = {r["sha256"]: ("natural", "plain", "")[i % 3] for i, r in enumerate(rows)}
+    _rewrite_provenance(pack, [r | {"background": said[r["sha256"]]} for r in rows])
+    entries = fieldpack.entries(fieldpack.read_pack(pack, KNOWN), seed=7)
+    assert {e.sha256: e.background for e in entries} == {sha: bg or "field" for sha, bg in said.items()}
+
+
+def test_an_unknown_background_is_named(pack):
+    rows = _rows(pack)
+    _rewrite_provenance(pack, [r | {"background": "lab" if i == 0 else ""} for i, r in enumerate(rows)])
+    with pytest.raises(fieldpack.PackError, match=r"background 'lab' is none of 'natural', 'plain', ''"):
+        fieldpack.read_pack(pack, KNOWN)
+
+
 def test_a_changed_photo_is_named(pack):
     victim = next((pack / "apple__healthy").iterdir())
     victim.write_bytes(victim.read_bytes() + b"\0")
@@ -179,6 +203,22 @@ def _figures(right: int, wrong: int, leaf_right: int) -> dict:
         "field": {"photos": 10, "right": right, "refused": 10 - right - wrong, "unknown": 0, "wrong": wrong},
         "lab": {"leaf_photos": 20, "leaf_right": leaf_right, "leaf_top1": leaf_right / 20},
     }
+
+
+def _on_plant(figures: dict, right: int, wrong: int) -> dict:
+    plant = {"photos": 4, "right": right, "refused": 4 - right - wrong, "unknown": 0, "wrong": wrong}
+    return figures | {"field_by_background": {"natural": plant}}
+
+
+def test_a_model_that_gains_on_paper_and_loses_on_the_plant_is_worse():
+    before = _on_plant(_figures(7, 1, 18), right=3, wrong=0)
+    better_in_all = _on_plant(_figures(8, 1, 18), right=2, wrong=1)  # one more right in all, fewer on the tree
+    assert compare.worse(before, better_in_all) == [
+        "held-out field photos on the plant right: 2 < 3 of 4",
+        "held-out field photos on the plant wrong: 1 > 0 of 4",
+    ]
+    assert compare.worse(before, _on_plant(_figures(8, 1, 18), right=3, wrong=0)) == []
+    assert compare.worse(_figures(7, 1, 18), better_in_all) == []  # no photo said to be on the plant before
 
 
 def test_one_photo_makes_a_model_worse_and_ties_are_not():
@@ -291,3 +331,4 @@ def test_smoke_build_with_a_pack_refuses_a_worse_model_and_ships_it_when_told(
     section = card.field_pack(cmp2)
     assert "--ship-even-if-worse" in section and cmp2["command"] in section
     assert f"| all classes | {len(held)} | before (" in section
+    assert f"| background not said | {len(held)} | before (" in section  # this pack's labellers said none

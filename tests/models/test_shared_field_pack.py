@@ -20,7 +20,9 @@ def test_the_shared_pack_holds_out_only_test_photos_and_reads_as_an_export(tmp_p
     out = tmp_path / "pack"
     assert shared_field_pack.main([str(out), "--data", str(shared_root)]) == 0
     with (REPO / "models" / "split-manifest.csv").open(newline="", encoding="utf-8") as fh:
-        split_of = {r["sha256"]: r["split"] for r in csv.DictReader(fh) if r["source"] == "field-apple"}
+        manifest = [r for r in csv.DictReader(fh) if r["source"] == "field-apple"]
+    split_of = {r["sha256"]: r["split"] for r in manifest}
+    background_of = {r["sha256"]: r["background"] for r in manifest}
     pack = fieldpack.read_pack(out, sources.known_slugs(shared_root))
     held = [p for p in pack.photos if p.part == "held_out"]
     trained = [p for p in pack.photos if p.part == "train"]
@@ -32,3 +34,6 @@ def test_the_shared_pack_holds_out_only_test_photos_and_reads_as_an_export(tmp_p
     with (out / "provenance.csv").open(newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
     assert {r["labellers"] for r in rows} == {shared_field_pack.LABELLER} and len(rows) == len(pack.photos)
+    # the background travels as images.csv gives it, so the before/after can be read by background
+    assert {p.sha256: p.background for p in pack.photos} == {p.sha256: background_of[p.sha256] for p in pack.photos}
+    assert {p.background for p in held} == {"natural", "plain"}
