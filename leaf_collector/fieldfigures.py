@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from leaf_collector.consensus import LABELS_BY_PHOTO, consensus
+from leaf_collector.consensus import LABELS_BY_PHOTO, agreed_background, consensus
 
 if TYPE_CHECKING:
     import psycopg
@@ -42,6 +42,7 @@ class DeviceModel:
     model_sha256: str
     since: datetime  # the device's first record with this model, in the run that is current
     counts: dict[str, int]  # OUTCOMES -> records
+    on_plant: dict[str, int]  # the same, for the photos their labellers saw on the plant
 
     @property
     def labelled(self) -> int:
@@ -70,7 +71,8 @@ running AS (
     FROM before b
 ),
 given AS ({LABELS_BY_PHOTO})
-SELECT r.device_id, r.model_version, r.model_sha256, r.since, d.verdict, d.reason, d.top1_slug, g.given
+SELECT r.device_id, r.model_version, r.model_sha256, r.since, d.verdict, d.reason, d.top1_slug, g.given,
+       g.backgrounds
 FROM running r
 LEFT JOIN (diagnoses d JOIN given g ON g.photo_sha256 = d.photo_sha256)
        ON d.device_id = r.device_id AND d.model_version = r.model_version AND d.model_sha256 = r.model_sha256
@@ -83,12 +85,18 @@ def models_on_fleet(conn: psycopg.Connection) -> list[DeviceModel]:
     """Each device that has sent a record: its model now, since when, and how it did on labelled photos since."""
     devices: dict[str, tuple[str, str, datetime]] = {}
     counts: dict[str, Counter[str]] = {}
-    for device_id, version, sha, since, verdict, reason, top1, given in conn.execute(_FLEET).fetchall():
+    on_plant: dict[str, Counter[str]] = {}
+    rows = conn.execute(_FLEET).fetchall()
+    for device_id, version, sha, since, verdict, reason, top1, given, backgrounds in rows:
         devices[device_id] = (version, sha, since)
         tally = counts.setdefault(device_id, Counter({k: 0 for k in OUTCOMES}))
+        plant = on_plant.setdefault(device_id, Counter({k: 0 for k in OUTCOMES}))
         if given is None:  # the device has no labelled record with this model
             continue
         agreed = consensus(given)
         if agreed.kind == "agreed":
-            tally[outcome(verdict, reason, top1, agreed.slug)] += 1
-    return [DeviceModel(device, *devices[device], dict(counts[device])) for device in devices]
+            got = outcome(verdict, reason, top1, agreed.slug)
+            tally[got] += 1
+            if agreed_background(backgrounds) == "natural":
+                plant[got] += 1
+    return [DeviceModel(device, *devices[device], dict(counts[device]), dict(on_plant[device])) for device in devices]

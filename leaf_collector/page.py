@@ -91,18 +91,26 @@ def _models_table(models: list[DeviceModel]) -> str:
     rows = []
     for m in models:
         if m.labelled:
-            figures = [str(m.counts[k]) for k in OUTCOMES] + [str(m.labelled)]
+            figures = [str(m.counts[k]) for k in OUTCOMES] + [str(m.labelled), _on_plant(m.on_plant)]
         else:
-            figures = ["", "", "", "", '<span class="muted">no labels yet</span>']
+            figures = ["", "", "", "", '<span class="muted">no labels yet</span>', ""]
         model = f'{escape(m.model_version)} <span class="muted">{escape(m.model_sha256[:12])}</span>'
         rows.append([escape(m.device_id), model, escape(_short(m.since)), *figures])
     return _table(
         "models",
-        ["Device", "Model now", "Since (UTC)", "Right", "Refused", "Unknown", "Wrong", "Labelled"],
+        ["Device", "Model now", "Since (UTC)", "Right", "Refused", "Unknown", "Wrong", "Labelled", "On the plant"],
         rows,
-        {3, 4, 5, 6, 7},
+        {3, 4, 5, 6, 7, 8},
         "No records yet.",
     )
+
+
+def _on_plant(counts: dict[str, int]) -> str:
+    """Of the labelled photos seen on the plant, right and wrong: where a background shortcut would show."""
+    n = sum(counts.values())
+    if not n:
+        return '<span class="muted">none said</span>'
+    return f"{counts['right']} of {n} right, {counts['wrong']} wrong"
 
 
 def render_page(
@@ -191,7 +199,8 @@ download>Download CSV (all records)</a> <a id="label-link" href="label">Label fi
 <section><h2>By crop and condition</h2>{by_condition}</section></div>
 <h2>By device</h2>{by_device}
 <h2>Models on the fleet</h2><p class="muted">Each device's model now and, on photos people labelled since
-its rollout there: right, refused (retake), unknown ("I don't know this"), wrong.</p>{_models_table(models or [])}
+its rollout there: right, refused (retake), unknown ("I don't know this"), wrong; and of those its
+labellers saw on the plant (not picked), how many were right and wrong.</p>{_models_table(models or [])}
 <h2>By day, last {days} days</h2>{by_day}
 <h2>Latest {len(latest)} records</h2>{latest_table}
 </body></html>

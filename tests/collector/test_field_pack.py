@@ -367,22 +367,24 @@ def test_the_page_shows_each_devices_model_since_its_rollout_and_its_field_figur
     v1 = {"model_version": "leafnet-1", "model_sha256": "ab" * 32}
     v2 = {"model_version": "leafnet-2<b>", "model_sha256": "cd" * 32}
 
-    def photo(device: str, n: int, day: int, model: dict[str, str], label: str | list[str], **changes) -> None:
+    def photo(
+        device: str, n: int, day: int, model: dict[str, str], label: str | list[str], seen: str | None = None, **changes
+    ) -> None:
         sent = add_field_photo(
             collector, dsn, tokens[device], device, n, created_at=f"2025-06-{day:02d}T10:00:00.000Z", **model, **changes
         )
         for who, given in zip(("alice", "bob"), [label] if isinstance(label, str) else label, strict=False):
-            _label(dsn, sent["sha"], who, given)
+            _label(dsn, sent["sha"], who, given, seen)
 
     late = {"top1_slug": "tomato__late_blight"}
     # pi-01 ran leafnet-1 (its labelled photos no longer count), then leafnet-2 from 2025-06-05
     photo("pi-01", 0, 1, v1, "tomato__late_blight", **late)
     photo("pi-01", 1, 2, v1, "tomato__leaf_mold", **late)
-    photo("pi-01", 2, 5, v2, "tomato__late_blight", **late)  # right
-    photo("pi-01", 3, 6, v2, "tomato__late_blight", **late)  # right
+    photo("pi-01", 2, 5, v2, "tomato__late_blight", "natural", **late)  # right, on the plant
+    photo("pi-01", 3, 6, v2, "tomato__late_blight", "plain", **late)  # right, picked
     photo("pi-01", 4, 6, v2, "tomato__late_blight", verdict="retake", reason="not_sure")  # refused
     photo("pi-01", 5, 7, v2, "tomato__healthy", verdict="unknown", reason="unknown_condition", **late)  # unknown
-    photo("pi-01", 6, 7, v2, "apple__healthy", **late)  # wrong
+    photo("pi-01", 6, 7, v2, "apple__healthy", "natural", **late)  # wrong, on the plant
     photo("pi-01", 7, 8, v2, ["tomato__late_blight", "tomato__leaf_mold"], **late)  # disagreement: not counted
     photo("pi-01", 8, 8, v2, "unusable", **late)  # not counted
     photo("pi-01", 9, 8, v2, "other_plant", verdict="unknown", reason="other_plant", top1_slug="other__plant")  # right
@@ -399,17 +401,18 @@ def test_the_page_shows_each_devices_model_since_its_rollout_and_its_field_figur
     assert "<h2>Models on the fleet</h2>" in html
     header = re.search(r'<table id="models"><thead><tr>(.*?)</tr>', html).group(1)
     assert re.findall(r"<th[^>]*>(.*?)</th>", header) == [
-        "Device", "Model now", "Since (UTC)", "Right", "Refused", "Unknown", "Wrong", "Labelled",
+        "Device", "Model now", "Since (UTC)", "Right", "Refused", "Unknown", "Wrong", "Labelled", "On the plant",
     ]  # fmt: skip
     assert _model_row(html, "pi-01") == [
         "pi-01", "leafnet-2&lt;b&gt; cdcdcdcdcdcd", "2025-06-05 10:00", "3", "1", "1", "1", "6",
+        "1 of 2 right, 1 wrong",
     ]  # fmt: skip
     assert "leafnet-2<b>" not in html  # escaped
     assert _model_row(html, "pi-02") == [
-        "pi-02", "leafnet-1 abababababab", "2025-06-03 10:00", "", "", "", "", "no labels yet",
+        "pi-02", "leafnet-1 abababababab", "2025-06-03 10:00", "", "", "", "", "no labels yet", "",
     ]  # fmt: skip
     assert _model_row(html, "pi-03") == [
-        "pi-03", "leafnet-1 abababababab", "2025-06-09 10:00", "0", "0", "0", "1", "1",
+        "pi-03", "leafnet-1 abababababab", "2025-06-09 10:00", "0", "0", "0", "1", "1", "none said",
     ]  # fmt: skip
 
 
