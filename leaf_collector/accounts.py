@@ -74,6 +74,31 @@ def disable(conn: psycopg.Connection, username: str) -> bool:
     return cur.rowcount == 1
 
 
+def set_password(conn: psycopg.Connection, username: str, password: str) -> bool:
+    """A new password for an enabled account; its sessions end (a stolen one with them). False when none."""
+    _check_username(username)
+    hashed = passwords.hash_password(password)
+    with conn.transaction():
+        cur = conn.execute(
+            "UPDATE accounts SET password_hash = %s WHERE username = %s AND disabled_at IS NULL", (hashed, username)
+        )
+        conn.execute("DELETE FROM sessions WHERE username = %s", (username,))
+    return cur.rowcount == 1
+
+
+def enable(conn: psycopg.Connection, username: str, password: str) -> bool:
+    """Let a disabled account sign in again, with a new password (the old one may be why it was disabled)."""
+    _check_username(username)
+    hashed = passwords.hash_password(password)
+    with conn.transaction():
+        cur = conn.execute(
+            "UPDATE accounts SET password_hash = %s, disabled_at = NULL"
+            " WHERE username = %s AND disabled_at IS NOT NULL",
+            (hashed, username),
+        )
+    return cur.rowcount == 1
+
+
 def list_accounts(conn: psycopg.Connection) -> list[AccountRow]:
     rows = conn.execute(
         """

@@ -134,7 +134,7 @@ def _new_password(args: argparse.Namespace) -> str:
 
     first = getpass.getpass(f"password for {args.username}: ")
     if getpass.getpass("the same again: ") != first:
-        raise CollectorFailure("the two passwords differ; no account was made")
+        raise CollectorFailure("the two passwords differ; nothing was changed")
     return first
 
 
@@ -149,6 +149,22 @@ def cmd_account(args: argparse.Namespace) -> int:
             accounts.create(conn, args.username, _new_password(args))
             print(f"account {args.username} made; it signs in at /login on the collector's page")
             return 0
+        if args.account_command == "password":
+            if accounts.set_password(conn, args.username, _new_password(args)):
+                print(f"new password for {args.username}: its sessions ended, it signs in with the new one")
+                return 0
+            print(
+                f"{args.username} is not an enabled account (unknown, or disabled: `account enable` sets a new "
+                "password and lets it sign in again); nothing was changed",
+                file=sys.stderr,
+            )
+            return 1
+        if args.account_command == "enable":
+            if accounts.enable(conn, args.username, _new_password(args)):
+                print(f"enabled {args.username} with a new password; its labels are as they were")
+                return 0
+            print(f"{args.username} is not a disabled account (unknown, or enabled already)", file=sys.stderr)
+            return 1
         if args.account_command == "disable":
             if accounts.disable(conn, args.username):
                 print(f"disabled {args.username}: its sessions ended, it can no longer sign in")
@@ -168,13 +184,22 @@ def cmd_account(args: argparse.Namespace) -> int:
 
 
 def add_account_commands(sub, with_dsn) -> None:  # type: ignore[no-untyped-def]
-    account = sub.add_parser("account", help="add, disable and list the accounts that label field photos")
+    account = sub.add_parser(
+        "account", help="add, disable, enable, list the accounts that label field photos, or set a new password"
+    )
     account_sub = account.add_subparsers(dest="account_command", required=True, metavar="ACTION")
     add = with_dsn(account_sub.add_parser("add", help="make an account (the password is asked twice)"))
     add.add_argument("username", help="1-64 characters of a-z 0-9 . _ -")
     add.add_argument("--password-stdin", action="store_true", help="read the password as one line from stdin")
     disable = with_dsn(account_sub.add_parser("disable", help="stop an account signing in; ends its sessions"))
     disable.add_argument("username")
+    for action, text in (
+        ("password", "a new password for an account (asked twice); ends its sessions"),
+        ("enable", "let a disabled account sign in again, with a new password (asked twice)"),
+    ):
+        changed = with_dsn(account_sub.add_parser(action, help=text))
+        changed.add_argument("username")
+        changed.add_argument("--password-stdin", action="store_true", help="read the password as one line from stdin")
     with_dsn(account_sub.add_parser("list", help="accounts, their state and how many labels each gave"))
     account.set_defaults(func=cmd_account)
 

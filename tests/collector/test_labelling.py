@@ -448,6 +448,45 @@ def test_account_cli_adds_lists_and_refuses_short_or_duplicate(dsn: str, capsys,
     assert re.search(r"carol\s+enabled", capsys.readouterr().out)
 
 
+def test_a_new_password_ends_the_sessions_and_a_disabled_account_comes_back_only_with_a_new_one(
+    base, dsn: str, capsys, monkeypatch
+) -> None:
+    import io
+
+    from leaf_collector.cli import main
+
+    server, _, photos = base
+
+    def account(action: str, name: str, password: str | None = None) -> int:
+        if password is not None:
+            monkeypatch.setattr("sys.stdin", io.StringIO(password + "\n"))
+        return main(["account", action, name, *(["--password-stdin"] if password is not None else []), "--dsn", dsn])
+
+    alice = Browser(server.url)
+    assert alice.login("alice").status == 303
+    assert account("password", "alice", "short") == 2 and "at least 12" in capsys.readouterr().err
+    assert alice.get("/label").status == 200  # a refused change changes nothing
+    assert account("password", "alice", "a brand new passphrase") == 0
+    assert "its sessions ended" in capsys.readouterr().out
+    assert alice.get("/label").status == 303  # the old session is gone
+    assert Browser(server.url).login("alice").status == 401  # the old password no longer signs in
+    assert alice.login("alice", "a brand new passphrase").status == 303
+    assert alice.label(photos[0]["sha"], "unusable").status == 303
+
+    assert account("enable", "alice", "another long passphrase") == 1  # enabled already
+    assert "not a disabled account" in capsys.readouterr().err
+    assert account("disable", "alice") == 0
+    assert account("password", "alice", "a third long passphrase") == 1  # disabled: enable is the way back
+    assert "account enable" in capsys.readouterr().err
+    assert Browser(server.url).login("alice", "a brand new passphrase").status == 401
+    assert account("enable", "alice", "another long passphrase") == 0
+    assert "its labels are as they were" in capsys.readouterr().out
+    assert Browser(server.url).login("alice", "a brand new passphrase").status == 401  # not the old one
+    assert Browser(server.url).login("alice", "another long passphrase").status == 303
+    assert labels(dsn) == [(photos[0]["sha"], "alice", "unusable")]
+    assert account("password", "nobody", "a long enough passphrase") == 1
+
+
 def test_password_hashes_are_salted_and_an_unknown_user_never_verifies() -> None:
     one, two = passwords.hash_password(PASSWORD), passwords.hash_password(PASSWORD)
     assert one != two and all(passwords.verify(h, PASSWORD) for h in (one, two))
