@@ -76,26 +76,25 @@ def disable(conn: psycopg.Connection, username: str) -> bool:
 
 def set_password(conn: psycopg.Connection, username: str, password: str) -> bool:
     """A new password for an enabled account; its sessions end (a stolen one with them). False when none."""
-    _check_username(username)
-    hashed = passwords.hash_password(password)
-    with conn.transaction():
-        cur = conn.execute(
-            "UPDATE accounts SET password_hash = %s WHERE username = %s AND disabled_at IS NULL", (hashed, username)
-        )
-        conn.execute("DELETE FROM sessions WHERE username = %s", (username,))
-    return cur.rowcount == 1
+    return _new_password(conn, username, password, disabled=False)
 
 
 def enable(conn: psycopg.Connection, username: str, password: str) -> bool:
     """Let a disabled account sign in again, with a new password (the old one may be why it was disabled)."""
+    return _new_password(conn, username, password, disabled=True)
+
+
+def _new_password(conn: psycopg.Connection, username: str, password: str, *, disabled: bool) -> bool:
+    """A new hash for an account that is (or is not) disabled; it leaves enabled, with no session."""
     _check_username(username)
-    hashed = passwords.hash_password(password)
+    hashed = passwords.hash_password(password)  # refuses a short one before anything is written
     with conn.transaction():
         cur = conn.execute(
             "UPDATE accounts SET password_hash = %s, disabled_at = NULL"
-            " WHERE username = %s AND disabled_at IS NOT NULL",
-            (hashed, username),
+            " WHERE username = %s AND (disabled_at IS NOT NULL) = %s",
+            (hashed, username, disabled),
         )
+        conn.execute("DELETE FROM sessions WHERE username = %s", (username,))
     return cur.rowcount == 1
 
 
