@@ -36,6 +36,10 @@ def _rss_mb(pid: int) -> dict[str, float]:
     return fields
 
 
+def _tail(path: Path, lines: int = 15) -> str:
+    return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
+
+
 def _wait_ready(sock: socket.socket, deadline: float) -> list[str]:
     seen = []
     while time.monotonic() < deadline:
@@ -65,10 +69,17 @@ def run(presses: int, out: Path, model: str | None = None, camera_size: str = ""
         notify.settimeout(0.01)
         env = dict(os.environ, NOTIFY_SOCKET=str(tmpdir / "notify.sock"))
         cmd = [sys.executable, "-m", "appliance", "run", "--simulate", "--no-keyboard", "--config", str(cfg)]
+        daemon_log = tmpdir / "daemon.log"
         t0 = time.monotonic()
-        proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        # Its log goes to a file: a pipe nobody reads fills after a few hundred presses and the
+        # daemon then blocks on its next log line, which reads as a press with no result.
+        with daemon_log.open("w", encoding="utf-8") as log_file:
+            proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stderr=log_file, text=True)
         try:
-            _wait_ready(notify, t0 + 60)
+            try:
+                _wait_ready(notify, t0 + 60)
+            except RuntimeError as exc:
+                raise RuntimeError(f"{exc}; the daemon's log ends:\n{_tail(daemon_log)}") from None
             startup_s = time.monotonic() - t0
             socket_path = tmpdir / "data" / "control.sock"
             client_ms, stages = [], {k: [] for k in STAGES}
@@ -77,7 +88,9 @@ def run(presses: int, out: Path, model: str | None = None, camera_size: str = ""
                 reply = send_press(socket_path, wait=True, timeout=30)
                 client_ms.append((time.perf_counter() - t) * 1e3)
                 if not reply.startswith("ok "):
-                    raise RuntimeError(f"press failed: {reply}")
+                    raise RuntimeError(
+                        f"press {len(client_ms)} failed: {reply}; the daemon's log ends:\n{_tail(daemon_log)}"
+                    )
                 ms = json.loads(reply[3:])["ms"]
                 for k in STAGES:
                     stages[k].append(ms.get(k, 0.0))

@@ -38,3 +38,10 @@ def test_bench_appliance_refuses_a_bad_camera_size_before_starting(tmp_path: Pat
     with pytest.raises(ConfigError, match=r"camera\.simulated_size: must be empty"):
         run(1, tmp_path / "b.json", camera_size="99")
     assert not (tmp_path / "b.json").exists()
+
+
+def test_bench_appliance_outlasts_the_daemons_log_filling_a_pipe(tmp_path: Path) -> None:
+    """250 presses log ~75 KB, more than a pipe holds: the daemon must never block writing its log."""
+    report = run(250, tmp_path / "b.json")
+    assert report["presses"] == 250 and report["exit_code"] == 0 and report["stopping_sent"]
+    assert json.loads((tmp_path / "b.json").read_text())["press_to_result_ms"]["p95"] > 0
