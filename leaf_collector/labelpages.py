@@ -10,8 +10,7 @@ from datetime import datetime
 from html import escape
 from typing import Any
 
-from leaf_collector import labelling
-from leaf_collector.labelling import MARKS, ClassName, derived_name, label_text
+from leaf_collector.labelling import BACKGROUND_WORDS, MARKS, ClassName, derived_name, label_text
 from leaf_collector.page import _STYLE, iso
 from leaf_wire import reasons
 
@@ -143,7 +142,7 @@ def _photo_img(sha: str) -> str:
 
 def _background_choice(sha: str) -> str:
     """Where the leaf is: optional, "not said" checked, so a quick label stays one click."""
-    choices = [*labelling.BACKGROUND_WORDS.items(), ("", "Can't tell")]
+    choices = [*BACKGROUND_WORDS.items(), ("", "Can't tell")]
     radios = "".join(
         f'<label class="inline"><input type="radio" name="background" value="{escape(value)}"'
         f"{' checked' if not value else ''}> {escape(text)}</label>"
@@ -226,7 +225,7 @@ def disagreements_page(
     for item in items:
         said = "".join(
             f"<tr><td>{escape(who)}</td><td>{escape(label_text(label, names))}</td>"
-            f"<td>{escape(labelling.BACKGROUND_WORDS.get(bg or '', 'not said'))}</td><td>{escape(iso(when))}</td></tr>"
+            f"<td>{escape(BACKGROUND_WORDS.get(bg or '', 'not said'))}</td><td>{escape(iso(when))}</td></tr>"
             for who, label, when, bg in item["said"]
         )
         sections.append(
