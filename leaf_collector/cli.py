@@ -270,6 +270,20 @@ def cmd_export_field_pack(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_adopt_photos(args: argparse.Namespace) -> int:
+    from leaf_collector import fieldphotos, migrations
+    from leaf_collector.db import connect
+    from leaf_collector.photostore import DiskPhotoStore
+
+    with connect(_dsn(args)) as conn:
+        migrations.check_current(conn)
+        done = fieldphotos.adopt_legacy(conn, DiskPhotoStore(args.photo_dir))
+    for diagnosis_id in done.damaged:
+        print(f"left in place: the full photo of diagnosis {diagnosis_id} differs from its checksum", file=sys.stderr)
+    print(done.line())
+    return 1 if done.damaged else 0
+
+
 def add_field_pack_commands(sub, with_dsn) -> None:  # type: ignore[no-untyped-def]
     pack = with_dsn(
         sub.add_parser("export-field-pack", help="write the labelled field photos as a training pack (slug/ folders)")
@@ -283,6 +297,14 @@ def add_field_pack_commands(sub, with_dsn) -> None:  # type: ignore[no-untyped-d
     )
     pack.add_argument("--replace", action="store_true", help="replace the field pack already in DIR")
     pack.set_defaults(func=cmd_export_field_pack)
+    adopt = with_dsn(
+        sub.add_parser(
+            "adopt-photos",
+            help="move the full photos a collector before schema 4 kept in the database into the photo store",
+        )
+    )
+    adopt.add_argument("--photo-dir", type=Path, default=Path("/var/lib/leaf-collector/photos"), help="as serve has it")
+    adopt.set_defaults(func=cmd_adopt_photos)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -9,8 +9,9 @@ two of its requests at once cannot both slip under its quota.
 
 from __future__ import annotations
 
+import hashlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from leaf_collector.photostore import PhotoStore
@@ -156,6 +157,59 @@ def set_quota(conn: psycopg.Connection, device_id: str, quota_mb: int | None) ->
     with conn.transaction():
         cur = conn.execute("UPDATE devices SET photo_quota_mb = %s WHERE device_id = %s", (quota_mb, device_id))
     return cur.rowcount == 1
+
+
+@dataclass
+class Adopted:
+    moved: int = 0  # into the photo store, with a field_photos row
+    shared: int = 0  # the same bytes were there already (another record's): the old row just goes
+    damaged: list[str] = field(default_factory=list)  # diagnosis ids left in place: bytes differ from checksum
+
+    def line(self) -> str:
+        return (
+            f"full photos moved from the database into the photo store: {self.moved} "
+            f"({self.shared} of the same bytes as one already there); left in place, damaged: {len(self.damaged)}"
+        )
+
+
+def adopt_legacy(conn: psycopg.Connection, store: PhotoStore) -> Adopted:
+    """Move the full photos a collector before schema 4 kept in the photos table into the photo store.
+
+    Until then they are served but cannot be labelled (the queue reads field_photos). One photo a
+    transaction: the file is written first, then its row, the diagnosis naming it and the old row
+    deleted commit together, so a run cut off anywhere loses nothing and the next run goes on.
+    They are charged to the device that sent them, but never refused: they are at base already.
+    """
+    done = Adopted()
+    ids = [r[0] for r in conn.execute("SELECT diagnosis_id FROM photos WHERE kind = 'full' ORDER BY diagnosis_id")]
+    for diagnosis_id in ids:
+        with conn.transaction():
+            row = conn.execute(
+                """
+                SELECT p.jpeg, p.sha256, d.device_id, d.photo_sha256
+                FROM photos p JOIN diagnoses d ON d.id = p.diagnosis_id
+                WHERE p.diagnosis_id = %s AND p.kind = 'full' FOR UPDATE OF p
+                """,
+                (diagnosis_id,),
+            ).fetchone()
+            if row is None:  # moved by another run meanwhile
+                continue
+            data, said, device_id, named = bytes(row[0]), row[1], row[2], row[3]
+            sha256 = hashlib.sha256(data).hexdigest()
+            if sha256 != said or named not in ("", sha256):
+                done.damaged.append(str(diagnosis_id))
+                continue
+            store.put(sha256, data)
+            inserted = conn.execute(
+                "INSERT INTO field_photos (sha256, bytes, device_id) VALUES (%s, %s, %s)"
+                " ON CONFLICT (sha256) DO NOTHING RETURNING sha256",
+                (sha256, len(data), device_id),
+            ).fetchone()
+            conn.execute("UPDATE diagnoses SET photo_sha256 = %s WHERE id = %s", (sha256, diagnosis_id))
+            conn.execute("DELETE FROM photos WHERE diagnosis_id = %s AND kind = 'full'", (diagnosis_id,))
+        done.moved += 1
+        done.shared += 0 if inserted else 1
+    return done
 
 
 def _lock(conn: psycopg.Connection, device_id: str) -> None:

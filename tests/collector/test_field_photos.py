@@ -419,6 +419,51 @@ def test_inline_full_photos_beyond_the_quota_are_dropped_but_their_records_are_k
         server.close()
 
 
+def test_full_photos_a_pre_schema_4_collector_kept_in_the_database_move_to_the_store_and_can_be_labelled(
+    collector, dsn: str, capsys
+) -> None:
+    from leaf_collector import labelling
+    from leaf_collector.cli import main
+    from leaf_collector.db import connect
+
+    token = issue_token(dsn, "pi-old")
+    good, other = PHOTOS[0], PHOTOS[2]
+    rows = {  # what an older collector kept: the record, and its full photo in the photos table
+        "named": (record("pi-old", 0, photo_sha256=sha(good), photo_bytes=len(good)), good, sha(good)),
+        "twin": (record("pi-old", 1, photo_sha256=sha(good), photo_bytes=len(good)), good, sha(good)),
+        "unnamed": (record("pi-old", 2), other, sha(other)),  # a record from before photo_sha256 was sent
+        "damaged": (record("pi-old", 3), good[:-10] + b"\0" * 10, sha(good)),  # bytes changed since
+    }
+    assert push(collector, token, [r for r, _, _ in rows.values()]) == 200
+    with connect(dsn) as conn:
+        for sent, data, checksum in rows.values():
+            conn.execute(
+                "INSERT INTO photos (diagnosis_id, kind, jpeg, sha256) VALUES (%s, 'full', %s, %s)",
+                (sent["id"], data, checksum),
+            )
+        assert labelling.queue(conn, "anyone", 30)[0] == []  # served, but not labellable yet
+    root = collector.app.photos.root
+
+    assert main(["adopt-photos", "--photo-dir", str(root), "--dsn", dsn]) == 1  # one left in place
+    out = capsys.readouterr()
+    assert "moved from the database into the photo store: 3 (1 of the same bytes" in out.out
+    assert f"diagnosis {rows['damaged'][0]['id']} differs from its checksum" in out.err
+    assert files(root) == sorted([collector.app.photos.path(sha(good)), collector.app.photos.path(sha(other))])
+    assert field_rows(dsn) == sorted([(sha(good), len(good), "pi-old"), (sha(other), len(other), "pi-old")])
+    with connect(dsn) as conn:
+        left = conn.execute("SELECT diagnosis_id::text FROM photos WHERE kind = 'full'").fetchall()
+        named = conn.execute("SELECT photo_sha256 FROM diagnoses WHERE id = %s", (rows["unnamed"][0]["id"],)).fetchone()
+        queued = {item["sha256"] for item in labelling.queue(conn, "anyone", 30)[0]}
+    assert left == [(rows["damaged"][0]["id"],)] and named == (sha(other),)
+    assert queued == {sha(good), sha(other)}  # the agronomist can label them now
+    for key in ("named", "twin", "unnamed"):
+        assert call(f"{collector.url}/photos/{rows[key][0]['id']}/photo.jpg", token=token)[2] == rows[key][1]
+    assert call(f"{collector.url}/photos/{rows['damaged'][0]['id']}/photo.jpg", token=token)[0] == 200  # as before
+
+    assert main(["adopt-photos", "--photo-dir", str(root), "--dsn", dsn]) == 1  # again: nothing more to move
+    assert "into the photo store: 0 (0 of the same bytes" in capsys.readouterr().out
+
+
 # ---------------------------------------------------------------- the device's client
 
 
