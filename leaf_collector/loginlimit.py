@@ -3,7 +3,8 @@
 Password guessing is slowed on both axes: one address trying many names, and many addresses
 trying one name. A blocked key is refused before its password is even checked, so a guess
 that happens to be right teaches nothing while the block lasts. Kept in memory: a restart
-forgets the counts, which costs an attacker a restart of base it cannot cause.
+forgets the counts, which costs an attacker a restart of base it cannot cause. Names tried once
+and never again would stay forever, so past SWEEP_AT keys the expired ones are dropped.
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+
+
+SWEEP_AT = 4096  # keys held before expired ones are swept out
 
 
 class LoginThrottle:
@@ -47,8 +51,14 @@ class LoginThrottle:
     def failed(self, *keys: str) -> None:
         now = self._clock()
         with self._lock:
+            if len(self._seen) >= SWEEP_AT:
+                self._seen = {k: t for k, t in self._seen.items() if t and t[-1] > now - self.window_s}
             for key in keys:
                 self._recent(key, now).append(now)
+
+    def keys_held(self) -> int:
+        with self._lock:
+            return len(self._seen)
 
     def succeeded(self, key: str) -> None:
         with self._lock:

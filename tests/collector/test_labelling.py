@@ -162,6 +162,20 @@ def test_login_throttle_forgets_failures_after_its_window() -> None:
     assert throttle.wait("a") == 0  # the first failure left the window; one more is allowed
 
 
+def test_names_tried_once_do_not_pile_up_in_the_throttle() -> None:
+    from leaf_collector import loginlimit
+
+    now = [0.0]
+    throttle = LoginThrottle(failures=5, window_s=60, clock=lambda: now[0])
+    for n in range(3 * loginlimit.SWEEP_AT):  # a guesser trying a new name each time, spread over hours
+        now[0] = n * 0.5
+        throttle.failed(f"user:guess-{n}", f"addr:10.0.{n // 250}.{n % 250}")
+    assert throttle.keys_held() <= loginlimit.SWEEP_AT + 2 * 120  # was 24,576: every name and address ever tried
+    for _ in range(5):
+        throttle.failed("user:alice")
+    assert throttle.wait("user:alice") > 0  # a sweep drops only what has left the window
+
+
 def test_a_disabled_account_loses_its_sessions_and_cannot_sign_in(base, dsn: str, capsys) -> None:
     from leaf_collector.cli import main
 
