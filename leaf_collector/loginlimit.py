@@ -15,7 +15,6 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-
 SWEEP_AT = 4096  # keys held before expired ones are swept out
 
 
