@@ -275,6 +275,11 @@ def cmd_adopt_photos(args: argparse.Namespace) -> int:
     from leaf_collector.db import connect
     from leaf_collector.photostore import DiskPhotoStore
 
+    if not args.photo_dir.is_dir():  # a mistyped path would move the photos where serve never looks
+        raise CollectorFailure(
+            f"no folder {args.photo_dir}: give --photo-dir as serve has it (or make it first, owned by the "
+            "collector's user); nothing was moved"
+        )
     with connect(_dsn(args)) as conn:
         migrations.check_current(conn)
         done = fieldphotos.adopt_legacy(conn, DiskPhotoStore(args.photo_dir))

@@ -443,6 +443,9 @@ def test_full_photos_a_pre_schema_4_collector_kept_in_the_database_move_to_the_s
             )
         assert labelling.queue(conn, "anyone", 30)[0] == []  # served, but not labellable yet
     root = collector.app.photos.root
+    root.mkdir(parents=True, exist_ok=True)  # serve's folder (it exists once any photo has come)
+    assert main(["adopt-photos", "--photo-dir", str(root) + "-typo", "--dsn", dsn]) == 2
+    assert "nothing was moved" in capsys.readouterr().err and not Path(str(root) + "-typo").exists()
 
     assert main(["adopt-photos", "--photo-dir", str(root), "--dsn", dsn]) == 1  # one left in place
     out = capsys.readouterr()
