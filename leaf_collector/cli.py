@@ -188,18 +188,16 @@ def add_account_commands(sub, with_dsn) -> None:  # type: ignore[no-untyped-def]
         "account", help="add, disable, enable, list the accounts that label field photos, or set a new password"
     )
     account_sub = account.add_subparsers(dest="account_command", required=True, metavar="ACTION")
-    add = with_dsn(account_sub.add_parser("add", help="make an account (the password is asked twice)"))
-    add.add_argument("username", help="1-64 characters of a-z 0-9 . _ -")
-    add.add_argument("--password-stdin", action="store_true", help="read the password as one line from stdin")
-    disable = with_dsn(account_sub.add_parser("disable", help="stop an account signing in; ends its sessions"))
-    disable.add_argument("username")
-    for action, text in (
+    for action, text in (  # each takes a new password
+        ("add", "make an account (the password is asked twice)"),
         ("password", "a new password for an account (asked twice); ends its sessions"),
         ("enable", "let a disabled account sign in again, with a new password (asked twice)"),
     ):
         changed = with_dsn(account_sub.add_parser(action, help=text))
-        changed.add_argument("username")
+        changed.add_argument("username", help="1-64 characters of a-z 0-9 . _ -")
         changed.add_argument("--password-stdin", action="store_true", help="read the password as one line from stdin")
+    disable = with_dsn(account_sub.add_parser("disable", help="stop an account signing in; ends its sessions"))
+    disable.add_argument("username")
     with_dsn(account_sub.add_parser("list", help="accounts, their state and how many labels each gave"))
     account.set_defaults(func=cmd_account)
 

@@ -18,7 +18,8 @@ from typing import Literal
 UNUSABLE = "unusable"
 MARK_CLASSES = {"not_a_leaf": "background__no_leaf", "other_plant": "other__plant"}
 # The training pipeline's words for a field photo's background (models/pipeline/split.Entry.background).
-BACKGROUNDS = ("natural", "plain")
+ON_PLANT = "natural"
+BACKGROUNDS = (ON_PLANT, "plain")
 
 # One row per labelled photo: its labels in the order of who gave them (the same order as the names).
 LABELS_BY_PHOTO = """

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from leaf_collector.consensus import LABELS_BY_PHOTO, agreed_background, consensus
+from leaf_collector.consensus import LABELS_BY_PHOTO, ON_PLANT, agreed_background, consensus
 
 if TYPE_CHECKING:
     import psycopg
@@ -97,6 +97,6 @@ def models_on_fleet(conn: psycopg.Connection) -> list[DeviceModel]:
         if agreed.kind == "agreed":
             got = outcome(verdict, reason, top1, agreed.slug)
             tally[got] += 1
-            if agreed_background(backgrounds) == "natural":
+            if agreed_background(backgrounds) == ON_PLANT:
                 plant[got] += 1
     return [DeviceModel(device, *devices[device], dict(counts[device]), dict(on_plant[device])) for device in devices]

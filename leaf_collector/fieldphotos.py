@@ -119,7 +119,14 @@ def _keep(
         return Receipt(protocol.DUPLICATE, spent.quota_bytes, spent.used_bytes)
     if spent.used_bytes + len(data) > spent.quota_bytes:
         return Receipt(OVER_QUOTA, spent.quota_bytes, spent.used_bytes)
-    store.put(sha256, data)  # first the file (False: already there from an earlier, uncommitted try)
+    inserted = _file_then_row(conn, store, device_id, sha256, data)
+    # No row back: another device committed the same bytes a moment ago; it is charged, not this one.
+    return Receipt(protocol.STORED if inserted else protocol.DUPLICATE, spent.quota_bytes, spent.used_bytes)
+
+
+def _file_then_row(conn: psycopg.Connection, store: PhotoStore, device_id: str, sha256: str, data: bytes) -> bool:
+    """The module's rule: the file (fsynced) before its row; False when a row for these bytes was there."""
+    store.put(sha256, data)  # False: already there from an earlier, uncommitted try
     inserted = conn.execute(
         """
         INSERT INTO field_photos (sha256, bytes, device_id) VALUES (%s, %s, %s)
@@ -127,8 +134,7 @@ def _keep(
         """,
         (sha256, len(data), device_id),
     ).fetchone()
-    # No row back: another device committed the same bytes a moment ago; it is charged, not this one.
-    return Receipt(protocol.STORED if inserted else protocol.DUPLICATE, spent.quota_bytes, spent.used_bytes)
+    return inserted is not None
 
 
 def has(conn: psycopg.Connection, device_id: str, sha256: str) -> bool:
@@ -199,12 +205,7 @@ def adopt_legacy(conn: psycopg.Connection, store: PhotoStore) -> Adopted:
             if sha256 != said or named not in ("", sha256):
                 done.damaged.append(str(diagnosis_id))
                 continue
-            store.put(sha256, data)
-            inserted = conn.execute(
-                "INSERT INTO field_photos (sha256, bytes, device_id) VALUES (%s, %s, %s)"
-                " ON CONFLICT (sha256) DO NOTHING RETURNING sha256",
-                (sha256, len(data), device_id),
-            ).fetchone()
+            inserted = _file_then_row(conn, store, device_id, sha256, data)
             conn.execute("UPDATE diagnoses SET photo_sha256 = %s WHERE id = %s", (sha256, diagnosis_id))
             conn.execute("DELETE FROM photos WHERE diagnosis_id = %s AND kind = 'full'", (diagnosis_id,))
         done.moved += 1
