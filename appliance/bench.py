@@ -33,6 +33,14 @@ def _sample_tensor(size: int, mean, std) -> np.ndarray:
     return preprocess(read_image(sample_paths()[0]), InputSpec(size, tuple(mean), tuple(std)))
 
 
+def _square_input_size(session, path: Path) -> int:
+    """The side of the square photo a fixed-size NCHW model takes."""
+    shape = session.get_inputs()[0].shape
+    if len(shape) != 4 or not isinstance(shape[2], int) or shape[2] != shape[3]:
+        raise SystemExit(f"reference model {path}: input {shape} is not a fixed square N x 3 x H x W")
+    return shape[2]
+
+
 def run_engine(engine: str, int8_path: Path, threads: int, warmup: int, runs: int, reference: Path) -> dict:
     """Runs inside the worker process."""
     from .classifier import OnnxClassifier, session_options
@@ -40,6 +48,7 @@ def run_engine(engine: str, int8_path: Path, threads: int, warmup: int, runs: in
     fp32_path = int8_path.with_name(int8_path.name.replace("int8", "fp32"))
     path = reference if engine == ZOO_ENGINE else int8_path if engine.endswith("int8") else fp32_path
     paired: list[float] = []
+    reference_size = 0
     reference_times: list[float] = []
     t0 = time.perf_counter()
     if engine == ZOO_ENGINE:
@@ -51,13 +60,16 @@ def run_engine(engine: str, int8_path: Path, threads: int, warmup: int, runs: in
         info = shipped.info
         session = ort.InferenceSession(str(reference), session_options(threads), providers=["CPUExecutionProvider"])
         name = session.get_inputs()[0].name
+        reference_size = _square_input_size(session, reference)
+        # Each model is timed on the photo at its own input size: the zoo model takes 224 px only.
+        reference_x = _sample_tensor(reference_size, info.spec.mean, info.spec.std)
 
         def infer(x: np.ndarray) -> np.ndarray:
             # The shipped model timed between the reference's runs, so both see the same machine state.
             t = time.perf_counter()
             shipped.logits(x)
             t_mid = time.perf_counter()
-            out = session.run(None, {name: x})[0]
+            out = session.run(None, {name: reference_x})[0]
             paired.append((t_mid - t) * 1e3)
             reference_times.append((time.perf_counter() - t_mid) * 1e3)
             return out
@@ -95,6 +107,7 @@ def run_engine(engine: str, int8_path: Path, threads: int, warmup: int, runs: in
         "model": path.name,
         "model_mb": round(path.stat().st_size / 1e6, 3),
         "threads": threads,
+        "input_size": reference_size if engine == ZOO_ENGINE else info.spec.size,
         "warmup": warmup,
         "runs": runs,
         "p50_ms": round(float(np.percentile(arr, 50)), 3),
@@ -169,14 +182,18 @@ def zoo_gate(report: dict) -> list[str]:
 
 
 def format_report(report: dict) -> str:
-    head = f"{'engine':<20} {'threads':>7} {'p50 ms':>8} {'p99 ms':>8} {'img/s':>7} {'load ms':>8} {'peak RSS MB':>12}"
+    head = (
+        f"{'engine':<20} {'threads':>7} {'px':>4} {'p50 ms':>8} {'p99 ms':>8} {'img/s':>7} {'load ms':>8} "
+        f"{'peak RSS MB':>12}"
+    )
     lines = [head]
     for r in report["results"]:
         if "error" in r:
             lines.append(f"{r['engine']:<20} {r['threads']:>7} failed: {r['error']}")
             continue
         lines.append(
-            f"{r['engine']:<20} {r['threads']:>7} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} {r['images_per_s']:>7.1f} "
+            f"{r['engine']:<20} {r['threads']:>7} {r.get('input_size', ''):>4} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} "
+            f"{r['images_per_s']:>7.1f} "
             f"{r['load_ms']:>8.1f} {r['peak_rss_mb']:>12.1f}"
         )
     for n, ratio in report["int8_over_fp32_p50_by_threads"].items():

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
+import onnx
 import pytest
 
 from appliance.bench import ZOO_ENGINE, bench, zoo_gate
@@ -20,6 +22,32 @@ def test_bench_times_the_reference_in_the_same_run(tmp_path, shared_weights):
     assert ZOO_ENGINE in engines and "onnxruntime-int8" in engines
     assert report["int8_over_zoo_int8_p50_by_threads"]["1"] > 0
     assert json.loads(out.read_text())["reference"] == str(shared_weights)
+
+
+def _at_input_size(src: Path, dst: Path, size: int) -> None:
+    """A copy of a shipped model that takes size x size photos (its graph is convolutions and a global pool)."""
+    model = onnx.load(str(src))
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    dims[2].dim_value = dims[3].dim_value = size
+    del model.graph.value_info[:]  # shapes inferred at 224 would no longer hold
+    for entry in model.metadata_props:
+        if entry.key == "appliance.input_size":
+            entry.value = str(size)
+    onnx.save(model, str(dst))
+    dst.with_name(dst.name + ".sha256").write_text(f"{hashlib.sha256(dst.read_bytes()).hexdigest()}  {dst.name}\n")
+
+
+def test_a_model_with_a_larger_input_is_timed_against_the_reference_at_its_own_size(tmp_path, shared_weights):
+    """The zoo model takes 224 px: it is fed 224 px while the shipped model gets its own size."""
+    for kind in ("int8", "fp32"):
+        _at_input_size(MODEL.with_name(f"leafnet-{kind}.onnx"), tmp_path / f"leafnet-{kind}.onnx", 232)
+    report = bench(
+        tmp_path / "leafnet-int8.onnx", tmp_path / "b.json", threads=(1,), warmup=1, runs=3, reference=shared_weights
+    )
+    by = {r["engine"]: r for r in report["results"]}
+    assert "error" not in by[ZOO_ENGINE], by[ZOO_ENGINE]
+    assert by[ZOO_ENGINE]["input_size"] == 224 and by["onnxruntime-int8"]["input_size"] == 232
+    assert report["int8_over_zoo_int8_p50_by_threads"]["1"] > 0
 
 
 def test_without_the_reference_the_gate_says_so(tmp_path):
