@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from leaf_collector import fieldphotos, migrations, tokens
+from leaf_collector import consensus, fieldphotos, migrations, tokens
 from leaf_collector.errors import CollectorFailure
 from leaf_collector.photostore import PhotoStore
 from leaf_collector.records import RecordError, ValidRecord
@@ -208,7 +208,7 @@ class CollectorDB:
             with self._conn() as conn, conn.transaction(), conn.cursor(name="leaf_csv") as cur:
                 cur.itersize = batch
                 cur.execute(CSV_QUERY)
-                yield from cur
+                yield from (_with_consensus(row) for row in cur)
         except psycopg.OperationalError as exc:
             raise DatabaseUnavailable(f"PostgreSQL failed: {_first_line(exc)}") from None
 
@@ -250,17 +250,31 @@ CSV_COLUMNS = (
     "has_thumbnail",
     "has_photo",
     "clock_suspect",  # true: the device's clock could not be right; created_at is as it sent it
+    "labels",  # how many people labelled its photo at base
+    "labelled_as",  # the class they all gave, or "disagreement" / "unusable"; empty while unlabelled
+    "background",  # where they agree the leaf was: natural (on the plant) / plain (picked); else empty
 )
 
-CSV_QUERY = """
+CSV_QUERY = f"""
 SELECT d.id, d.created_at, d.received_at, d.device_id, d.verdict, d.reason, d.crop, d.condition,
        array_to_string(ARRAY(SELECT jsonb_array_elements_text(d.crops)), ', '), d.top1_slug, d.top1_probability,
        d.model_version, d.model_sha256, d.photo_sha256,
        EXISTS (SELECT 1 FROM photos p WHERE p.diagnosis_id = d.id AND p.kind = 'thumbnail'),
        EXISTS (SELECT 1 FROM field_photos f WHERE f.sha256 = d.photo_sha256)
-       OR EXISTS (SELECT 1 FROM photos p WHERE p.diagnosis_id = d.id AND p.kind = 'full'), d.clock_suspect
-FROM diagnoses d ORDER BY d.sort_at, d.id
+       OR EXISTS (SELECT 1 FROM photos p WHERE p.diagnosis_id = d.id AND p.kind = 'full'), d.clock_suspect,
+       l.given, l.backgrounds
+FROM diagnoses d LEFT JOIN ({consensus.LABELS_BY_PHOTO}) l ON l.photo_sha256 = d.photo_sha256
+ORDER BY d.sort_at, d.id
 """
+
+
+def _with_consensus(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A CSV row's labels as the field pack reads them (consensus.py owns that rule)."""
+    *record, given, said = row
+    if not given:
+        return (*record, 0, "", "")
+    agreed = consensus.consensus(given)
+    return (*record, agreed.labels, agreed.slug or agreed.kind, consensus.agreed_background(said))
 
 
 def _store_batch(

@@ -4,7 +4,9 @@ labels, disagreements, and who may fetch a full field photo."""
 from __future__ import annotations
 
 import base64
+import csv
 import hashlib
+import io
 import re
 import tempfile
 from pathlib import Path
@@ -391,6 +393,34 @@ def test_a_v4_database_keeps_its_labels_and_they_say_no_background(postgres, mon
 
     with connect(url) as conn, pytest.raises(psycopg.errors.CheckViolation, match="labels_background_check"):
         conn.execute("UPDATE labels SET background = 'lab'")
+
+
+def test_the_records_csv_says_what_the_labellers_agree_on_and_where_the_leaf_was(base, dsn: str) -> None:
+    """The agronomist's spreadsheet: each diagnosis beside the labels its photo got at base."""
+    server, _, photos = base
+    alice, bob = Browser(server.url), Browser(server.url)
+    alice.login("alice")
+    bob.login("bob")
+    agreed, disputed, unlabelled = (p["sha"] for p in photos)
+    alice.label(agreed, "tomato__late_blight", background="natural")
+    bob.label(agreed, "tomato__late_blight")  # no background said: no vote
+    alice.label(disputed, "potato__early_blight", background="natural")
+    bob.label(disputed, "not_a_leaf", background="plain")
+    status, _, body = call(server.url + "/diagnoses.csv")
+    assert status == 200
+    rows = {r["photo_sha256"]: r for r in csv.DictReader(io.StringIO(body.decode("utf-8-sig")))}
+    said = {sha: (rows[sha]["labels"], rows[sha]["labelled_as"], rows[sha]["background"]) for sha in rows}
+    assert said == {
+        agreed: ("2", "tomato__late_blight", "natural"),
+        disputed: ("2", "disagreement", ""),
+        unlabelled: ("0", "", ""),
+    }
+    bob.label(disputed, "potato__early_blight", background="natural")
+    alice.label(unlabelled, "not_a_leaf")
+    body = call(server.url + "/diagnoses.csv")[2]
+    rows = {r["photo_sha256"]: r for r in csv.DictReader(io.StringIO(body.decode("utf-8-sig")))}
+    assert (rows[disputed]["labelled_as"], rows[disputed]["background"]) == ("potato__early_blight", "natural")
+    assert (rows[unlabelled]["labels"], rows[unlabelled]["labelled_as"]) == ("1", "background__no_leaf")
 
 
 def test_disagreements_show_who_said_what_and_when(base, dsn: str) -> None:
