@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from leaf_collector.consensus import LABELS_BY_PHOTO, ON_PLANT, agreed_background, consensus
+from leaf_collector.consensus import BACKGROUNDS, LABELS_BY_PHOTO, agreed_background, consensus
 
 if TYPE_CHECKING:
     import psycopg
@@ -42,7 +42,7 @@ class DeviceModel:
     model_sha256: str
     since: datetime  # the device's first record with this model, in the run that is current
     counts: dict[str, int]  # OUTCOMES -> records
-    on_plant: dict[str, int]  # the same, for the photos their labellers saw on the plant
+    by_background: dict[str, dict[str, int]]  # the same per agreed background (consensus.BACKGROUNDS)
 
     @property
     def labelled(self) -> int:
@@ -85,18 +85,24 @@ def models_on_fleet(conn: psycopg.Connection) -> list[DeviceModel]:
     """Each device that has sent a record: its model now, since when, and how it did on labelled photos since."""
     devices: dict[str, tuple[str, str, datetime]] = {}
     counts: dict[str, Counter[str]] = {}
-    on_plant: dict[str, Counter[str]] = {}
+    by_background: dict[str, dict[str, Counter[str]]] = {}
     rows = conn.execute(_FLEET).fetchall()
     for device_id, version, sha, since, verdict, reason, top1, given, backgrounds in rows:
         devices[device_id] = (version, sha, since)
         tally = counts.setdefault(device_id, Counter({k: 0 for k in OUTCOMES}))
-        plant = on_plant.setdefault(device_id, Counter({k: 0 for k in OUTCOMES}))
+        split = by_background.setdefault(device_id, {b: Counter({k: 0 for k in OUTCOMES}) for b in BACKGROUNDS})
         if given is None:  # the device has no labelled record with this model
             continue
         agreed = consensus(given)
         if agreed.kind == "agreed":
             got = outcome(verdict, reason, top1, agreed.slug)
             tally[got] += 1
-            if agreed_background(backgrounds) == ON_PLANT:
-                plant[got] += 1
-    return [DeviceModel(device, *devices[device], dict(counts[device]), dict(on_plant[device])) for device in devices]
+            where = agreed_background(backgrounds)
+            if where:
+                split[where][got] += 1
+    return [
+        DeviceModel(
+            device, *devices[device], dict(counts[device]), {b: dict(c) for b, c in by_background[device].items()}
+        )
+        for device in devices
+    ]

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from html import escape
 from typing import Any
 
+from leaf_collector.consensus import BACKGROUNDS
 from leaf_collector.db import CSV_COLUMNS
 from leaf_collector.fieldfigures import OUTCOMES, DeviceModel
 from leaf_wire import reasons
@@ -86,27 +87,32 @@ def _result(d: dict[str, Any]) -> str:
     return f'<span class="muted">retake ({escape(d["reason"] or "?")})</span>'
 
 
+_BACKGROUND_HEADINGS = {"natural": "On the plant", "plain": "Picked"}
+
+
 def _models_table(models: list[DeviceModel]) -> str:
     """Per device: the model it runs now, since its rollout there, and how it did on labelled photos since."""
     rows = []
     for m in models:
         if m.labelled:
-            figures = [str(m.counts[k]) for k in OUTCOMES] + [str(m.labelled), _on_plant(m.on_plant)]
+            figures = [str(m.counts[k]) for k in OUTCOMES] + [str(m.labelled)]
+            figures += [_right_and_wrong(m.by_background[b]) for b in BACKGROUNDS]
         else:
-            figures = ["", "", "", "", '<span class="muted">no labels yet</span>', ""]
+            figures = ["", "", "", "", '<span class="muted">no labels yet</span>', "", ""]
         model = f'{escape(m.model_version)} <span class="muted">{escape(m.model_sha256[:12])}</span>'
         rows.append([escape(m.device_id), model, escape(_short(m.since)), *figures])
     return _table(
         "models",
-        ["Device", "Model now", "Since (UTC)", "Right", "Refused", "Unknown", "Wrong", "Labelled", "On the plant"],
+        ["Device", "Model now", "Since (UTC)", "Right", "Refused", "Unknown", "Wrong", "Labelled"]
+        + [_BACKGROUND_HEADINGS[b] for b in BACKGROUNDS],
         rows,
-        {3, 4, 5, 6, 7, 8},
+        {3, 4, 5, 6, 7, 8, 9},
         "No records yet.",
     )
 
 
-def _on_plant(counts: dict[str, int]) -> str:
-    """Of the labelled photos seen on the plant, right and wrong: where a background shortcut would show."""
+def _right_and_wrong(counts: dict[str, int]) -> str:
+    """Of the labelled photos with one background, right and wrong: a background shortcut shows as a gap."""
     n = sum(counts.values())
     if not n:
         return '<span class="muted">none said</span>'
@@ -200,7 +206,8 @@ download>Download CSV (all records)</a> <a id="label-link" href="label">Label fi
 <h2>By device</h2>{by_device}
 <h2>Models on the fleet</h2><p class="muted">Each device's model now and, on photos people labelled since
 its rollout there: right, refused (retake), unknown ("I don't know this"), wrong; and of those its
-labellers saw on the plant (not picked), how many were right and wrong.</p>{_models_table(models or [])}
+labellers saw on the plant, and of those they saw picked (on paper, cloth or a table), how many were
+right and wrong.</p>{_models_table(models or [])}
 <h2>By day, last {days} days</h2>{by_day}
 <h2>Latest {len(latest)} records</h2>{latest_table}
 </body></html>

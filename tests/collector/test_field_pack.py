@@ -402,17 +402,18 @@ def test_the_page_shows_each_devices_model_since_its_rollout_and_its_field_figur
     header = re.search(r'<table id="models"><thead><tr>(.*?)</tr>', html).group(1)
     assert re.findall(r"<th[^>]*>(.*?)</th>", header) == [
         "Device", "Model now", "Since (UTC)", "Right", "Refused", "Unknown", "Wrong", "Labelled", "On the plant",
+        "Picked",
     ]  # fmt: skip
     assert _model_row(html, "pi-01") == [
         "pi-01", "leafnet-2&lt;b&gt; cdcdcdcdcdcd", "2025-06-05 10:00", "3", "1", "1", "1", "6",
-        "1 of 2 right, 1 wrong",
+        "1 of 2 right, 1 wrong", "1 of 1 right, 0 wrong",
     ]  # fmt: skip
     assert "leafnet-2<b>" not in html  # escaped
     assert _model_row(html, "pi-02") == [
-        "pi-02", "leafnet-1 abababababab", "2025-06-03 10:00", "", "", "", "", "no labels yet", "",
+        "pi-02", "leafnet-1 abababababab", "2025-06-03 10:00", "", "", "", "", "no labels yet", "", "",
     ]  # fmt: skip
     assert _model_row(html, "pi-03") == [
-        "pi-03", "leafnet-1 abababababab", "2025-06-09 10:00", "0", "0", "0", "1", "1", "none said",
+        "pi-03", "leafnet-1 abababababab", "2025-06-09 10:00", "0", "0", "0", "1", "1", "none said", "none said",
     ]  # fmt: skip
 
 
