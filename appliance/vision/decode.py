@@ -93,14 +93,23 @@ def photo_format(data: bytes) -> str | None:
     return None
 
 
-def _header(data: bytes) -> tuple[int, int, bool] | None:
-    """Width, height and whether the JPEG is progressive, from the header alone."""
-    try:
-        from PIL import Image
+def _too_large(source: str, size: str, kind: str) -> ImageError:
+    return ImageError(
+        f"{source}: image too large ({size}; {kind} may have at most {MAX_DECODED_PIXELS / 1e6:g} MP, "
+        f"a camera JPEG up to {MAX_JPEG_PIXELS / 1e6:g} MP)"
+    )
 
+
+def _header(data: bytes, kind: str, source: str) -> tuple[int, int, bool] | None:
+    """Width, height and whether the JPEG is progressive, from the header alone."""
+    from PIL import Image
+
+    try:
         with Image.open(io.BytesIO(data)) as im:
             progressive = bool(im.info.get("progressive") or im.info.get("progression"))
             return im.size[0], im.size[1], progressive
+    except Image.DecompressionBombError:  # Pillow refuses to report a size this large
+        raise _too_large(source, f"more than {2 * Image.MAX_IMAGE_PIXELS / 1e6:.0f} MP", f"a {kind}") from None
     except Exception:  # Pillow cannot read every header OpenCV can; OpenCV's own caps apply then
         return None
 
@@ -119,21 +128,17 @@ def _decode_flags(data: bytes, kind: str, source: str) -> int:
         # Each scan is decoded over the whole image. Markers cannot occur inside the coded data
         # (0xFF there is followed by 0x00), so counting them is exact enough.
         raise ImageError(f"{source}: a JPEG of {scans} scans (a camera writes at most a dozen); not decoded")
-    header = _header(data)
+    header = _header(data, kind, source)
     if header is None:
         return cv2.IMREAD_COLOR
     width, height, progressive = header
     pixels = width * height
-    limit_mp = MAX_DECODED_PIXELS / 1e6
     if kind != "JPEG" or progressive:
         # No scaled decoding for these: a progressive JPEG keeps every coefficient of the full
         # image in memory whatever the output size, the other formats decode whole.
         if pixels > MAX_DECODED_PIXELS:
             what = "a progressive JPEG" if kind == "JPEG" else f"a {kind}"
-            raise ImageError(
-                f"{source}: image too large ({width}x{height} pixels; {what} may have at most "
-                f"{limit_mp:g} MP, a camera JPEG up to {MAX_JPEG_PIXELS / 1e6:g} MP)"
-            )
+            raise _too_large(source, f"{width}x{height} pixels", what)
         return cv2.IMREAD_COLOR
     factor = jpeg_reduction(pixels) if pixels <= MAX_JPEG_PIXELS else None
     if factor is None:
@@ -177,6 +182,8 @@ def decode_image(data: bytes, source: str = "image", budget_s: float | None = No
     try:
         image = _imdecode_within(buf, flags, budget_s, source)  # applies EXIF orientation
     except cv2.error as exc:
+        if "CV_IO_MAX_IMAGE_PIXELS" in exc.msg:  # a header only OpenCV could read
+            raise _too_large(source, f"more than {MAX_JPEG_PIXELS / 1e6:g} MP", f"a {kind}") from None
         raise ImageError(f"{source}: cannot decode image ({exc.msg.strip() or 'OpenCV error'})") from None
     if image is None or image.size == 0:
         raise ImageError(f"{source}: not a readable image (unknown format, truncated or corrupt)")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import struct
+import zlib
 
 import cv2
 import numpy as np
@@ -129,6 +131,34 @@ def test_a_scaled_down_jpeg_is_still_turned_upright() -> None:
 def test_what_cannot_be_decoded_small_is_refused_by_its_header(data: bytes, name: str) -> None:
     with pytest.raises(ImageError, match=rf"{name}: image too large .*at most"):
         decode_image(data, name)
+
+
+def _png_header_only(width: int, height: int) -> bytes:
+    """A PNG that claims width x height pixels and holds none: what a decompression bomb starts with."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b"")
+
+
+def test_a_header_past_every_decoders_limit_is_named_too_large_not_an_opencv_assertion() -> None:
+    """900 MP: Pillow refused to read its size, and OpenCV's own assertion reached the user (or, for a
+    header with no pixels behind it, "not a readable image")."""
+    with pytest.raises(ImageError) as refused:
+        decode_image(_png_header_only(30000, 30000), "bomb.png")
+    assert str(refused.value) == (
+        "bomb.png: image too large (more than 179 MP; a PNG may have at most 13 MP, a camera JPEG up to 50 MP)"
+    )
+
+
+def test_a_header_only_opencv_reads_past_its_limit_is_named_too_large(monkeypatch) -> None:
+    monkeypatch.setattr(decode, "_header", lambda data, kind, source: None)  # as for a header Pillow cannot read
+    _, png = cv2.imencode(".png", np.zeros((8000, 8000), np.uint8))  # 64 MP, over OpenCV's 50-MP cap
+    with pytest.raises(ImageError) as refused:
+        decode_image(png.tobytes(), "wide.png")
+    assert str(refused.value).startswith("wide.png: image too large (more than 50 MP; a PNG may have at most 13 MP")
 
 
 def _slow_decode_budget() -> tuple[bytes, float]:
