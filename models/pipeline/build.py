@@ -36,7 +36,7 @@ from .mobilenetv2 import MobileNetV2
 from .train import TrainConfig, predict_logits, train
 
 MODEL_NAME = "leafnet"
-MODEL_VERSION = "2.0.0"
+MODEL_VERSION = "2.1.0"
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_DATA = REPO.parent / "shared" / "data"  # plantvillage/, field/apple/, other-plants/deepweeds/
 DEFAULT_WEIGHTS = REPO.parent / "shared" / "weights" / "mobilenetv2-12-int8.onnx"
